@@ -1,0 +1,336 @@
+"""The relational schema of livemall, shared by every package.
+
+One declarative ``Base`` for all tables so Alembic sees a single metadata.
+Money is integer minor units plus an ISO 4217 code; times are stored in UTC.
+Tables owned by the realtime rooms live in ``rooms/models.py`` on the same Base.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC in Python.
+
+    SQLite keeps no zone, so values come back naive; PostgreSQL's timestamptz
+    comes back in the session zone. Either way the application sees UTC.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc)
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    host = "host"
+    member = "member"
+    buyer = "buyer"
+
+
+class ProductKind(str, enum.Enum):
+    retail = "retail"
+    industrial = "industrial"
+
+
+class ShowStatus(str, enum.Enum):
+    scheduled = "scheduled"
+    live = "live"
+    ended = "ended"
+
+
+class OrderStatus(str, enum.Enum):
+    pending = "pending"
+    paid = "paid"
+    shipped = "shipped"
+    delivered = "delivered"
+    cancelled = "cancelled"
+    expired = "expired"
+    refunded = "refunded"
+
+
+class QuoteStatus(str, enum.Enum):
+    requested = "requested"
+    answered = "answered"
+    accepted = "accepted"
+    declined = "declined"
+
+
+def _enum(cls: type[enum.Enum]) -> Enum:
+    # Stored as plain strings with a CHECK, not a native PostgreSQL ENUM type, so
+    # adding a value later is a one-line migration on both databases.
+    return Enum(cls, native_enum=False, length=16, validate_strings=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    city: Mapped[str | None] = mapped_column(String(100))  # a member's chapter city
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Committee(Base):
+    """One of the association's industry/trade committees."""
+
+    __tablename__ = "committees"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name_ko: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    # Broker commission for sales credited to this committee, in basis points.
+    commission_bp: Mapped[int] = mapped_column(Integer, default=300)
+
+
+class Supplier(Base):
+    __tablename__ = "suppliers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    region: Mapped[str] = mapped_column(String(100))
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (
+        CheckConstraint("stock >= 0", name="stock_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        CheckConstraint("moq >= 1", name="moq_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    supplier_id: Mapped[int] = mapped_column(ForeignKey("suppliers.id"))
+    committee_id: Mapped[int] = mapped_column(ForeignKey("committees.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    price: Mapped[int] = mapped_column(Integer)  # minor units of `currency`
+    currency: Mapped[str] = mapped_column(String(3))
+    stock: Mapped[int] = mapped_column(Integer, default=0)
+    kind: Mapped[ProductKind] = mapped_column(_enum(ProductKind), default=ProductKind.retail)
+    moq: Mapped[int] = mapped_column(Integer, default=1)  # minimum order quantity
+    image_url: Mapped[str | None] = mapped_column(String(500))
+
+    supplier: Mapped[Supplier] = relationship(lazy="joined")
+    committee: Mapped[Committee] = relationship(lazy="joined")
+
+
+class PackageItem(Base):
+    """An industrial package (itself a product) is made of other products."""
+
+    __tablename__ = "package_items"
+
+    package_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class Exhibition(Base):
+    """A seasonal special exhibition run with a partner such as a local government."""
+
+    __tablename__ = "exhibitions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    partner: Mapped[str] = mapped_column(String(200))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExhibitionProduct(Base):
+    __tablename__ = "exhibition_products"
+
+    exhibition_id: Mapped[int] = mapped_column(ForeignKey("exhibitions.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    price: Mapped[int] = mapped_column(Integer)  # exhibition price, product's currency
+
+
+class Show(Base):
+    __tablename__ = "shows"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    scheduled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[ShowStatus] = mapped_column(_enum(ShowStatus), default=ShowStatus.scheduled)
+    exhibition_id: Mapped[int | None] = mapped_column(ForeignKey("exhibitions.id"))
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recording_path: Mapped[str | None] = mapped_column(String(500))
+    current_segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("segments.id", use_alter=True, name="fk_shows_current_segment")
+    )
+    pinned_product_id: Mapped[int | None] = mapped_column(ForeignKey("products.id"))
+    slow_mode: Mapped[int] = mapped_column(Integer, default=0)  # seconds between messages
+    peak_viewers: Mapped[int] = mapped_column(Integer, default=0)
+
+    host: Mapped[User] = relationship(lazy="joined")
+    segments: Mapped[list[Segment]] = relationship(
+        back_populates="show",
+        order_by="Segment.position",
+        foreign_keys="Segment.show_id",
+        lazy="selectin",
+    )
+
+
+class Segment(Base):
+    """A part of a show devoted to one committee's products."""
+
+    __tablename__ = "segments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(200))
+    committee_id: Mapped[int] = mapped_column(ForeignKey("committees.id"))
+
+    show: Mapped[Show] = relationship(back_populates="segments", foreign_keys=[show_id])
+    committee: Mapped[Committee] = relationship(lazy="joined")
+    products: Mapped[list[SegmentProduct]] = relationship(
+        order_by="SegmentProduct.position", lazy="selectin"
+    )
+
+
+class SegmentProduct(Base):
+    __tablename__ = "segment_products"
+
+    segment_id: Mapped[int] = mapped_column(ForeignKey("segments.id"), primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        UniqueConstraint("buyer_id", "idempotency_key", name="uq_orders_buyer_key"),
+        CheckConstraint("quantity > 0", name="quantity_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    total: Mapped[int] = mapped_column(Integer)
+    status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.pending)
+    show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"), index=True)
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"))
+    coview_id: Mapped[int | None] = mapped_column(ForeignKey("coview_rooms.id"))
+    broker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    quote_id: Mapped[int | None] = mapped_column(ForeignKey("quotes.id", use_alter=True, name="fk_orders_quote"))
+    payment_provider: Mapped[str | None] = mapped_column(String(32))
+    payment_ref: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Quote(Base):
+    """A B2B quote request for industrial goods or a package."""
+
+    __tablename__ = "quotes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    destination_country: Mapped[str] = mapped_column(String(2))
+    incoterm: Mapped[str] = mapped_column(String(3))
+    note: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[QuoteStatus] = mapped_column(_enum(QuoteStatus), default=QuoteStatus.requested)
+    unit_price: Mapped[int | None] = mapped_column(Integer)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"), index=True)
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
+    committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"))
+    coview_id: Mapped[int | None] = mapped_column(ForeignKey("coview_rooms.id"))
+    broker_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PaymentEvent(Base):
+    """Every webhook event seen, so a replayed event is refused."""
+
+    __tablename__ = "payment_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_payment_events_event"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(100))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class BrokerCredit(Base):
+    """Commission owed to a member for a sale made from their co-view room."""
+
+    __tablename__ = "broker_credits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broker_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"))
+    revenue: Mapped[int] = mapped_column(Integer)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    rate_bp: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

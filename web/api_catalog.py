@@ -1,0 +1,43 @@
+"""Routes: committees and products."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from orders import catalog
+from orders.models import ProductKind
+from web.appkeys import DB
+from web.errors import json_response, BadRequest
+from web.validation import int_param
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/committees")
+async def committees(request: web.Request) -> web.Response:
+    async with request.app[DB].session() as session:
+        rows = await catalog.list_committees(session)
+    return json_response([catalog.committee_public(c) for c in rows])
+
+
+@routes.get("/api/products")
+async def products(request: web.Request) -> web.Response:
+    committee = request.query.get("committee") or None
+    q = request.query.get("q") or None
+    if (committee and len(committee) > 32) or (q and len(q) > 100):
+        raise BadRequest("committee is at most 32 characters and q at most 100")
+    async with request.app[DB].session() as session:
+        rows = await catalog.list_products(session, committee=committee, q=q)
+    return json_response([catalog.product_public(p) for p in rows])
+
+
+@routes.get("/api/products/{product_id}")
+async def product(request: web.Request) -> web.Response:
+    product_id = int_param(request, "product_id")
+    async with request.app[DB].session() as session:
+        found = await catalog.get_product(session, product_id)
+        body = catalog.product_public(found)
+        if found.kind is ProductKind.industrial:
+            items = await catalog.package_items(session, found.id)
+            body["package_items"] = [{"product_id": p.id, "name": p.name, "quantity": q} for p, q in items]
+    return json_response(body)

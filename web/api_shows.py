@@ -1,0 +1,105 @@
+"""Routes: the show schedule, show detail and segments."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated
+
+from aiohttp import web
+
+from web.errors import json_response
+from pydantic import Field, StringConstraints, field_validator
+
+from orders import shows
+from orders.catalog import get_product, product_public
+from orders.models import Role
+from web.appkeys import DB
+from web.auth import require_user
+from web.validation import Body, int_param, parse_body
+
+routes = web.RouteTableDef()
+
+Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class SegmentIn(Body):
+    title: Title
+    committee: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+    product_ids: Annotated[list[int], Field(max_length=shows.MAX_PRODUCTS_PER_SEGMENT)] = []
+
+    def plan(self) -> shows.SegmentPlan:
+        return shows.SegmentPlan(self.title, self.committee, list(self.product_ids))
+
+
+class ShowIn(Body):
+    title: Title
+    scheduled_at: Annotated[datetime, Field(strict=False)]
+    exhibition_id: int | None = None
+    host_id: int | None = None
+    segments: Annotated[list[SegmentIn], Field(max_length=shows.MAX_SEGMENTS)] = []
+
+    @field_validator("scheduled_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("give a time zone, e.g. 2026-12-01T10:00:00Z")
+        return value.astimezone(timezone.utc)
+
+
+@routes.get("/api/shows")
+async def list_shows(request: web.Request) -> web.Response:
+    async with request.app[DB].session() as session:
+        rows = await shows.list_shows(session)
+    return json_response([shows.show_public(s) for s in rows])
+
+
+@routes.post("/api/shows")
+async def create_show(request: web.Request) -> web.Response:
+    user = await require_user(request, Role.host, Role.admin)
+    body = await parse_body(request, ShowIn)
+    async with request.app[DB].transaction() as session:
+        show = await shows.create_show(
+            session,
+            creator=user,
+            title=body.title,
+            scheduled_at=body.scheduled_at,
+            segments=[s.plan() for s in body.segments],
+            exhibition_id=body.exhibition_id,
+            host_id=body.host_id,
+        )
+        result = shows.show_public(show)
+    return json_response(result, status=201)
+
+
+@routes.get("/api/shows/{show_id}")
+async def show_detail(request: web.Request) -> web.Response:
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].session() as session:
+        show = await shows.get_show(session, show_id)
+        body = shows.show_public(show)
+        pin = await get_product(session, show.pinned_product_id) if show.pinned_product_id else None
+        body["pin"] = product_public(pin) if pin else None
+    body["recording"] = f"/recordings/{show.id}" if show.recording_path and show.status.value == "ended" else None
+    body["viewers"] = request.app.get(VIEWER_COUNT, _no_viewers)(show.id)
+    return json_response(body)
+
+
+def _no_viewers(show_id: int) -> int:
+    return 0
+
+
+# The rooms package installs a function that reads the live viewer count of a show.
+VIEWER_COUNT = web.AppKey("viewer_count", object)
+
+
+@routes.post("/api/shows/{show_id}/segments")
+async def add_segment(request: web.Request) -> web.Response:
+    user = await require_user(request, Role.host, Role.admin)
+    show_id = int_param(request, "show_id")
+    body = await parse_body(request, SegmentIn)
+    async with request.app[DB].transaction() as session:
+        show = await shows.get_show(session, show_id)
+        shows.require_host(user, show)
+        segment = await shows.add_segment(session, show, body.plan())
+        result = shows.segment_public(segment)
+    return json_response(result, status=201)

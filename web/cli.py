@@ -1,0 +1,128 @@
+"""The `livemall` command: serve, demo, users add, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from orders.errors import DomainError
+from orders.models import Role
+from web.settings import Settings, load_settings
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", help="SQLAlchemy URL (env LIVEMALL_DATABASE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="livemall", description="Live-commerce streaming and chat server")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (env LIVEMALL_HOST, default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (env LIVEMALL_PORT, default 8080)")
+    serve.add_argument("--redis", help="Redis URL to join other processes (env LIVEMALL_REDIS)")
+    serve.add_argument(
+        "--ice-server", action="append", dest="ice_servers", help="STUN/TURN URL for WebRTC, repeatable"
+    )
+    serve.add_argument("--recordings-dir", help="where show recordings are written")
+
+    demo = sub.add_parser("demo", help="load demo data (idempotent)")
+    _common(demo)
+
+    users = sub.add_parser("users", help="manage users")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="create a user or change their role")
+    _common(add)
+    add.add_argument("email")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--password")
+    add.add_argument("--name")
+    add.add_argument("--country", default=None)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_sub.add_parser("upgrade", help="apply pending migrations")
+    _common(upgrade)
+    return parser
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {
+        name: getattr(args, name, None)
+        for name in ("host", "port", "database", "redis", "ice_servers", "recordings_dir")
+    }
+    return load_settings(overrides)
+
+
+def _migrate(settings: Settings) -> None:
+    from web.migrate import upgrade
+
+    upgrade(settings.database)
+
+
+async def _with_session(settings: Settings, work):
+    from orders.db import Database
+
+    db = Database(settings.database)
+    try:
+        async with db.transaction() as session:
+            return await work(session)
+    finally:
+        await db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = settings_from(args)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+    if args.command == "db":
+        _migrate(settings)
+        print("database is up to date")
+        return 0
+
+    if settings.auto_migrate or args.command != "serve":
+        _migrate(settings)
+
+    if args.command == "demo":
+        from orders.demo import DEMO_PASSWORD, load_demo
+
+        result = asyncio.run(_with_session(settings, load_demo))
+        print(f"demo data ready: {result['committees']} committees, show {result['show_id']}")
+        print(f"sign in as host@livemall.example, member@…, buyer@… or admin@… with password {DEMO_PASSWORD!r}")
+        return 0
+
+    if args.command == "users":
+        from orders.accounts import set_role
+
+        async def add(session):
+            user = await set_role(session, args.email, Role(args.role), args.password)
+            if args.name:
+                user.name = args.name
+            if args.country:
+                user.country = args.country.upper()
+            return user
+
+        try:
+            user = asyncio.run(_with_session(settings, add))
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 2
+        print(f"user {user.email} is {user.role.value}")
+        return 0
+
+    from aiohttp import web
+
+    from web.app import create_app
+
+    web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=10)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Settings: one frozen dataclass built once from CLI flags and LIVEMALL_* variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULT_DATABASE = "sqlite+aiosqlite:///livemall.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database: str = DEFAULT_DATABASE
+    redis: str | None = None  # None: in-process pub/sub, one process only
+    # Signs session tokens. Without one configured a random key is made per process,
+    # which is fine for one process; several processes must share LIVEMALL_SECRET.
+    secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
+    token_ttl: int = 7 * 24 * 3600  # seconds
+    recordings_dir: Path = Path("recordings")
+    ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs for aiortc (user:pass@ allowed for TURN)
+    public_url: str = ""  # base URL used in invite links; empty: taken from the request
+    max_request_bytes: int = 256 * 1024
+    # Realtime rooms
+    chat_max_chars: int = 500
+    chat_rate_count: int = 5
+    chat_rate_window: float = 10.0
+    coview_member_limit: int = 50
+    coview_ttl: int = 24 * 3600
+    # Orders
+    order_max_quantity: int = 100
+    order_expiry: int = 30 * 60  # seconds an unpaid order holds its stock
+    payment_webhook_secret: str = field(default="", repr=False)
+    auto_migrate: bool = True  # apply pending migrations at start-up
+    log_json: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database.startswith("sqlite")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any) -> Any:
+    default = _FIELDS[name].default
+    kind = _FIELDS[name].type
+    if isinstance(raw, str):
+        if kind in ("int",) or isinstance(default, int) and not isinstance(default, bool):
+            return int(raw)
+        if kind == "float" or isinstance(default, float):
+            return float(raw)
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if name == "recordings_dir":
+            return Path(raw)
+        if name == "ice_servers":
+            return tuple(s for s in raw.split(",") if s.strip())
+    if name == "ice_servers" and isinstance(raw, (list, tuple)):
+        return tuple(raw)
+    return raw
+
+
+def load_settings(overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from LIVEMALL_<NAME> variables, then explicit overrides (CLI flags) on top."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name in _FIELDS:
+        raw = environ.get(f"LIVEMALL_{name.upper()}")
+        if raw is not None and raw != "":
+            values[name] = _coerce(name, raw)
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            values[name] = _coerce(name, raw)
+    return Settings(**values)
