@@ -334,3 +334,30 @@ class BrokerCredit(Base):
     currency: Mapped[str] = mapped_column(String(3))
     rate_bp: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CoviewRoom(Base):
+    """A member's private room on a live show, joined by invite code."""
+
+    __tablename__ = "coview_rooms"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    member_limit: Mapped[int] = mapped_column(Integer, default=50)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShowViewer(Base):
+    """One row per distinct viewer of a show, for total-audience reports."""
+
+    __tablename__ = "show_viewers"
+    __table_args__ = (UniqueConstraint("show_id", "viewer_key", name="uq_show_viewers_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    viewer_key: Mapped[str] = mapped_column(String(64))  # user id, or an anonymous socket's id
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,27 +1,17 @@
-"""Tables of the realtime rooms: chat, questions, pins, co-view rooms, audience."""
+"""Tables of the realtime rooms: chat, questions, pins.
+
+Co-view rooms and the audience ledger live in orders/models.py because orders and
+reports read them (broker attribution, viewer counts) and orders must not import rooms.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from orders.models import Base, UTCDateTime, utcnow
-
-
-class CoviewRoom(Base):
-    """A member's private room on a live show, joined by invite code."""
-
-    __tablename__ = "coview_rooms"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(32), unique=True)
-    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
-    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
-    member_limit: Mapped[int] = mapped_column(Integer, default=50)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ChatMessage(Base):
@@ -60,16 +50,3 @@ class Pin(Base):
     pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     offset_ms: Mapped[int | None] = mapped_column(Integer)
     unpinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-
-
-class ShowViewer(Base):
-    """One row per distinct viewer of a show, for total-audience reports."""
-
-    __tablename__ = "show_viewers"
-    __table_args__ = (UniqueConstraint("show_id", "viewer_key", name="uq_show_viewers_key"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
-    viewer_key: Mapped[str] = mapped_column(String(64))  # user id, or an anonymous socket's id
-    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -13,7 +13,7 @@ from pydantic import Field, StringConstraints, field_validator
 from orders import shows
 from orders.catalog import get_product, product_public
 from orders.models import Role
-from web.appkeys import DB
+from web.appkeys import DB, VIEWER_COUNT
 from web.auth import require_user
 from web.validation import Body, int_param, parse_body
 
@@ -80,16 +80,8 @@ async def show_detail(request: web.Request) -> web.Response:
         pin = await get_product(session, show.pinned_product_id) if show.pinned_product_id else None
         body["pin"] = product_public(pin) if pin else None
     body["recording"] = f"/recordings/{show.id}" if show.recording_path and show.status.value == "ended" else None
-    body["viewers"] = request.app.get(VIEWER_COUNT, _no_viewers)(show.id)
+    body["viewers"] = request.app[VIEWER_COUNT](show.id)
     return json_response(body)
-
-
-def _no_viewers(show_id: int) -> int:
-    return 0
-
-
-# The rooms package installs a function that reads the live viewer count of a show.
-VIEWER_COUNT = web.AppKey("viewer_count", object)
 
 
 @routes.post("/api/shows/{show_id}/segments")

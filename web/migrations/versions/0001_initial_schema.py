@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 09:38:07.279329
+Create Date: 2026-11-24 09:41:40.709325
 """
 from alembic import op
 import sqlalchemy as sa
