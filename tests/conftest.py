@@ -167,6 +167,9 @@ def test_settings(database: str, **overrides) -> Settings:
     return Settings(**base)
 
 
+test_settings.__test__ = False  # a helper, not a test, when imported into a test module
+
+
 @pytest.fixture
 async def demo_db(sqlite_url: str) -> str:
     """A fresh SQLite database with the demo data loaded."""

@@ -8,30 +8,67 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from sqlalchemy import text
+
 from orders.db import Database
 from orders.events import NoEvents
 from web import api_accounts, api_catalog, api_shows
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.auth import TokenCodec
-from web.errors import error_middleware, json_response
+from web.drain import DRAIN, DrainState, drain_middleware
+from web.errors import error_middleware, json_error, json_response
+from web.logs import request_id_middleware
+from web.metrics import metrics_handler, metrics_middleware
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers."""
     return json_response({"ok": True})
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the database and Redis answer, and the node is not draining."""
+    if request.app[DRAIN].draining:
+        return json_error(503, "draining", "this node is shutting down")
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[DB].session() as session:
+            await session.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = type(exc).__name__
+    client = request.app[REDIS]
+    if client is not None:
+        try:
+            await client.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = type(exc).__name__
+    if any(v != "ok" for v in checks.values()):
+        return json_error(503, "not_ready", "a backing service is unreachable", checks=checks)
+    return json_response({"ok": True, "checks": checks})
+
+
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_request_bytes)
+    app = web.Application(
+        # Outermost first: every response gets a request id and a latency sample,
+        # draining refuses new sessions before any work, errors become JSON last.
+        middlewares=[request_id_middleware, metrics_middleware, drain_middleware, error_middleware],
+        client_max_size=settings.max_request_bytes,
+    )
     app[SETTINGS] = settings
     app[TOKENS] = TokenCodec(settings.secret, settings.token_ttl)
     app[EVENTS] = NoEvents()
     app[VIEWER_COUNT] = lambda show_id: 0
+    app[DRAIN] = DrainState()
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_handler)
     for module in (api_accounts, api_catalog, api_shows):
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).

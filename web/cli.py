@@ -78,8 +78,9 @@ async def _with_session(settings: Settings, work):
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = settings_from(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from web.logs import configure
+
+    configure(json_lines=settings.log_json)
 
     if args.command == "db":
         _migrate(settings)
@@ -116,12 +117,35 @@ def main(argv: list[str] | None = None) -> int:
         print(f"user {user.email} is {user.role.value}")
         return 0
 
+    asyncio.run(serve(settings))
+    return 0
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain (web/drain.py) and close within the grace period."""
+    import signal
+
     from aiohttp import web
 
     from web.app import create_app
+    from web.drain import drain
+    from web.logs import AccessLogger
 
-    web.run_app(create_app(settings), host=settings.host, port=settings.port, shutdown_timeout=10)
-    return 0
+    app = create_app(settings)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=settings.shutdown_grace / 2
+    )
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    logging.getLogger("livemall").info("serving on http://%s:%s", settings.host, settings.port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    settle = max(0.0, min(settings.drain_settle, settings.shutdown_grace / 2))
+    await drain(app, settle)
+    await runner.cleanup()
 
 
 if __name__ == "__main__":

@@ -38,6 +38,10 @@ class Settings:
     payment_webhook_secret: str = field(default="", repr=False)
     auto_migrate: bool = True  # apply pending migrations at start-up
     log_json: bool = False
+    # Graceful drain: after SIGTERM, seconds of refusing new sessions (so the balancer
+    # notices /readyz) before connections close; the whole exit stays within shutdown_grace.
+    drain_settle: float = 3.0
+    shutdown_grace: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:

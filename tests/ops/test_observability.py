@@ -1,0 +1,111 @@
+"""Metrics, readiness, request ids, redacted logs and the drain refusal."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import free_port, login, test_settings
+from web.drain import DRAIN
+from web.logs import JsonFormatter, redact
+
+
+def _samples(text: str) -> dict[tuple[str, tuple], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+async def test_metrics_parse_and_count_requests_by_route_template(client):
+    await client.get("/api/products/1")
+    await client.get("/api/products/2")
+    response = await client.get("/metrics")
+    assert response.status == 200
+    samples = _samples(await response.text())
+    key = (
+        "livemall_http_request_seconds_count",
+        (("method", "GET"), ("route", "/api/products/{product_id}"), ("status", "2xx")),
+    )
+    assert samples[key] >= 2
+    # No per-id label: the product ids never appear as label values.
+    assert not any("/api/products/1" == dict(labels).get("route") for _, labels in samples)
+
+
+async def test_readyz_is_ok_with_a_reachable_database(client):
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert (await response.json())["checks"] == {"database": "ok"}
+
+
+async def test_readyz_is_503_when_redis_is_unreachable(aiohttp_client, demo_db):
+    from web.app import create_app
+
+    app = create_app(test_settings(demo_db, redis=f"redis://127.0.0.1:{free_port()}/0"))
+    client = await aiohttp_client(app)
+    response = await client.get("/readyz")
+    assert response.status == 503
+    body = await response.json()
+    assert body["error"] == "not_ready" and body["checks"]["database"] == "ok"
+    assert body["checks"]["redis"] != "ok"
+
+
+async def test_every_response_carries_a_request_id(client):
+    response = await client.get("/api/committees", headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    fresh = await client.get("/api/committees", headers={"X-Request-Id": "bad id; with spaces"})
+    assert fresh.headers["X-Request-Id"] != "bad id; with spaces" and len(fresh.headers["X-Request-Id"]) == 16
+    missing = await client.get("/api/nope")
+    assert missing.status == 404 and missing.headers.get("X-Request-Id")
+
+
+async def test_a_draining_node_refuses_new_viewers_and_turns_unready(client):
+    client.app[DRAIN].draining = True
+    response = await client.post("/whep/1", data="v=0", headers={"Content-Type": "application/sdp"})
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"
+    assert (await response.json())["error"] == "draining"
+    assert (await client.get("/readyz")).status == 503
+    # Ordinary API calls still work while the node finishes what it has.
+    assert (await client.get("/api/committees")).status == 200
+
+
+def test_log_lines_never_carry_tokens_or_passwords():
+    assert redact("Authorization: Bearer eyJhbGciOi.abc") == "Authorization: Bearer ***"
+    assert "hunter2" not in redact('{"email": "a@b.c", "password": "hunter2"}')
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "login token=%s", ("s3cr3t",), None)
+    assert "s3cr3t" not in JsonFormatter().format(record)
+
+
+def test_sigterm_drains_and_exits_within_the_grace_period(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
+    env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), LIVEMALL_DRAIN_SETTLE="1",
+               LIVEMALL_SHUTDOWN_GRACE="6", LIVEMALL_LOG_JSON="true")
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).read()
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+    started = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=10) == 0
+    assert time.monotonic() - started < 6
+    output = server.stdout.read()
+    assert '"msg": "draining: refusing new sessions"' in output

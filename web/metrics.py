@@ -1,0 +1,89 @@
+"""Prometheus metrics: HTTP latency by route template, and the live relay's figures.
+
+No label ever carries a user, show or order id: cardinality stays fixed however
+many shows run. Other packages keep their own counters in their `metrics` modules
+on the same default registry; this module only serves them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+HTTP_LATENCY = Histogram(
+    "livemall_http_request_seconds",
+    "HTTP request latency by route template",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def _route_template(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+@web.middleware
+async def metrics_middleware(request: web.Request, handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        HTTP_LATENCY.labels(request.method, _route_template(request), f"{status // 100}xx").observe(
+            time.perf_counter() - started
+        )
+
+
+class StatsCollector(Collector):
+    """Turns a `stats()` dict (e.g. LiveHub.stats) into metric families at scrape time.
+
+    Keys ending in `_total` become counters, the rest gauges. Reading at scrape time
+    keeps the relay's per-packet path free of any metrics call.
+    """
+
+    def __init__(self, prefix: str, read: Callable[[], dict[str, float] | None]) -> None:
+        self.prefix = prefix
+        self.read = read
+
+    def collect(self) -> Iterable:
+        stats = self.read() or {}
+        for key, value in sorted(stats.items()):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            name = f"{self.prefix}_{key}"
+            if key.endswith("_total"):
+                family = CounterMetricFamily(name[: -len("_total")], f"{self.prefix} {key}")
+            else:
+                family = GaugeMetricFamily(name, f"{self.prefix} {key}")
+            family.add_metric([], value)
+            yield family
+
+
+_collectors: dict[str, StatsCollector] = {}
+
+
+def register_stats(prefix: str, read: Callable[[], dict[str, float] | None]) -> None:
+    """Expose a stats() reader under `prefix`; re-registering replaces the reader
+    (tests create many apps in one process, the registry is process-wide)."""
+    if prefix in _collectors:
+        _collectors[prefix].read = read
+        return
+    collector = StatsCollector(prefix, read)
+    REGISTRY.register(collector)
+    _collectors[prefix] = collector
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
