@@ -15,6 +15,7 @@ from orders.events import NoEvents
 from web import api_accounts, api_catalog, api_shows
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.auth import TokenCodec
+from web.cors import cors_middleware
 from web.drain import DRAIN, DrainState, drain_middleware
 from web.errors import error_middleware, json_error, json_response
 from web.logs import request_id_middleware
@@ -56,7 +57,7 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Outermost first: every response gets a request id and a latency sample,
         # draining refuses new sessions before any work, errors become JSON last.
-        middlewares=[request_id_middleware, metrics_middleware, drain_middleware, error_middleware],
+        middlewares=[request_id_middleware, metrics_middleware, cors_middleware, drain_middleware, error_middleware],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings

@@ -41,6 +41,12 @@ class Settings:
     # Graceful drain: after SIGTERM, seconds of refusing new sessions (so the balancer
     # notices /readyz) before connections close; the whole exit stays within shutdown_grace.
     drain_settle: float = 3.0
+    # WHIP/WHEP: origins allowed to call them cross-origin (none: no CORS headers).
+    cors_origins: tuple[str, ...] = ()
+    # TURN for viewers behind NATs: coturn's REST scheme (use-auth-secret).
+    turn_urls: tuple[str, ...] = ()  # e.g. turn:turn.example.org:3478?transport=udp
+    turn_secret: str = field(default="", repr=False)
+    turn_ttl: int = 6 * 3600
     shutdown_grace: float = 10.0
 
     @property
@@ -49,6 +55,7 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+_TUPLES = {name for name, f in _FIELDS.items() if f.type.startswith("tuple")}
 
 
 def _coerce(name: str, raw: Any) -> Any:
@@ -63,9 +70,9 @@ def _coerce(name: str, raw: Any) -> Any:
             return raw.strip().lower() in ("1", "true", "yes", "on")
         if name == "recordings_dir":
             return Path(raw)
-        if name == "ice_servers":
-            return tuple(s for s in raw.split(",") if s.strip())
-    if name == "ice_servers" and isinstance(raw, (list, tuple)):
+        if name in _TUPLES:
+            return tuple(s.strip() for s in raw.split(",") if s.strip())
+    if name in _TUPLES and isinstance(raw, (list, tuple)):
         return tuple(raw)
     return raw
 
