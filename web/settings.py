@@ -47,6 +47,11 @@ class Settings:
     turn_urls: tuple[str, ...] = ()  # e.g. turn:turn.example.org:3478?transport=udp
     turn_secret: str = field(default="", repr=False)
     turn_ttl: int = 6 * 3600
+    # Several nodes: this node's name (prefix of its Socket.IO session ids, which nginx
+    # routes on), the URL other nodes reach it at, and the public IP its ICE candidates announce.
+    node_name: str = "n1"
+    node_url: str = ""
+    public_ip: str = ""
     shutdown_grace: float = 10.0
 
     @property
