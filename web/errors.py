@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import logging
 
+import redis.exceptions
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 
 from orders import errors as domain
 
@@ -66,7 +68,19 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         response = json_error(exc.status, code, exc.reason)
         response.headers.update(headers)
         return response
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, redis.exceptions.ConnectionError,
+            ConnectionRefusedError, TimeoutError) as exc:
+        # A backing service is down: say so, and let the transaction's rollback keep
+        # nothing half-written. The client may retry (same Idempotency-Key for orders).
+        log.warning("backing service unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        response = json_error(503, "unavailable", "a backing service is unavailable; retry shortly")
+        response.headers["Retry-After"] = "2"
+        return response
     except Exception as exc:
+        if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+            response = json_error(503, "unavailable", "the database connection was lost; retry shortly")
+            response.headers["Retry-After"] = "2"
+            return response
         for cls, (status, code) in EXTRA.items():
             if isinstance(exc, cls):
                 return json_error(status, getattr(exc, "code", code), str(exc) or code)

@@ -109,3 +109,15 @@ def test_sigterm_drains_and_exits_within_the_grace_period(tmp_path: Path):
     assert time.monotonic() - started < 6
     output = server.stdout.read()
     assert '"msg": "draining: refusing new sessions"' in output
+
+
+async def test_an_unreachable_database_is_503_json(aiohttp_client, tmp_path):
+    from web.app import create_app
+
+    # A PostgreSQL URL with nothing listening: every query fails to connect.
+    url = f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none"
+    client = await aiohttp_client(create_app(test_settings(url)))
+    response = await client.get("/api/committees")
+    assert response.status == 503
+    assert (await response.json())["error"] == "unavailable"
+    assert response.headers["Retry-After"] == "2"
