@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> web.Application:
     for module in (api_accounts, api_catalog, api_shows):
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).
-    # ORDERS: from web import api_orders; api_orders.setup(app)
+    from web import api_orders; api_orders.setup(app)  # ORDERS
     # ROOMS: from rooms import server; server.setup(app)
     # MEDIA: from web import media; media.setup(app)
     return app

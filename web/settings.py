@@ -32,10 +32,17 @@ class Settings:
     chat_rate_window: float = 10.0
     coview_member_limit: int = 50
     coview_ttl: int = 24 * 3600
+    socketio_origins: tuple[str, ...] = ()  # Socket.IO CORS origins; empty: same origin only
+    socketio_max_bytes: int = 64 * 1024  # Engine.IO max_http_buffer_size: larger packets are refused
+    room_batch_window: float = 0.05  # seconds a busy room's events are gathered into one packet
+    presence_timeout: float = 10.0  # seconds after which a dead process's viewers stop counting
     # Orders
     order_max_quantity: int = 100
     order_expiry: int = 30 * 60  # seconds an unpaid order holds its stock
     payment_webhook_secret: str = field(default="", repr=False)
+    payment_webhook_tolerance: int = 300  # seconds a signed webhook timestamp may be off
+    order_sweep_interval: float = 5.0  # seconds between expiry sweeps of unpaid orders
+    quote_order_expiry: int = 7 * 24 * 3600  # seconds an accepted quote's order awaits payment
     auto_migrate: bool = True  # apply pending migrations at start-up
     log_json: bool = False
     # Graceful drain: after SIGTERM, seconds of refusing new sessions (so the balancer

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-24 09:41:40.709325
+Create Date: 2026-11-24 10:48:21.359614
 """
 from alembic import op
 import sqlalchemy as sa
@@ -211,7 +211,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_orders_broker_id'), ['broker_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_orders_buyer_id'), ['buyer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_expires_at'), ['expires_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_product_id'), ['product_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_orders_show_id'), ['show_id'], unique=False)
@@ -266,6 +265,7 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('rate_bp', sa.Integer(), nullable=False),
     sa.Column('created_at', orders.models.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('reversed_at', orders.models.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['broker_id'], ['users.id'], name=op.f('fk_broker_credits_broker_id_users')),
     sa.ForeignKeyConstraint(['committee_id'], ['committees.id'], name=op.f('fk_broker_credits_committee_id_committees')),
     sa.ForeignKeyConstraint(['order_id'], ['orders.id'], name=op.f('fk_broker_credits_order_id_orders')),
@@ -347,7 +347,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_orders_show_id'))
         batch_op.drop_index(batch_op.f('ix_orders_product_id'))
         batch_op.drop_index(batch_op.f('ix_orders_expires_at'))
-        batch_op.drop_index(batch_op.f('ix_orders_buyer_id'))
         batch_op.drop_index(batch_op.f('ix_orders_broker_id'))
 
     op.drop_table('orders')

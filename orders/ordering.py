@@ -1,0 +1,424 @@
+"""Buying in-stream: idempotent orders that reserve stock without overselling.
+
+`OrderDesk.place` is the one entry point (HTTP handlers and the benchmark call it).
+A request is checked, priced and attributed, and its stock is reserved in the same
+transaction that stores the order; see orders/inventory.py for why requests for one
+product are served in batches. An order is `pending` until paid and holds its stock
+until `expires_at` (orders/expiry.py returns it).
+
+Idempotency: the pair (buyer, Idempotency-Key) names one order. The request's
+fingerprint (product, quantity, show, co-view code) is stored beside it; a repeat with
+the same fingerprint gets the stored order, a different one is refused (422). Only
+accepted orders are remembered: a key whose first attempt was sold out or invalid may
+be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from orders.attribution import Ask, Attribution, attribute
+from orders.catalog import exhibition_price
+from orders.db import Database
+from orders.errors import DomainError, Invalid, NotFound, SoldOut
+from orders.inventory import ProductQueues, lock_stock, set_stock_locked
+from orders.models import Committee, Order, OrderStatus, Product, ProductKind, Role, User, utcnow
+
+MAX_KEY_CHARS = 100
+
+
+class IdempotencyMismatch(Invalid):
+    code = "idempotency_mismatch"
+
+
+class MissingIdempotencyKey(Invalid):
+    code = "idempotency_key_required"
+
+
+class QuoteRequired(Invalid):
+    code = "quote_required"
+
+
+class BadQuantity(Invalid):
+    code = "invalid_quantity"
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    buyer_id: int
+    idempotency_key: str
+    product_id: int
+    quantity: int
+    show_id: int | None = None
+    coview: str | None = None
+
+    def fingerprint(self) -> str:
+        # repr() keeps None apart from "None" and quotes the free-text code unambiguously.
+        body = f"{self.product_id}|{self.quantity}|{self.show_id!r}|{self.coview!r}"
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Placed:
+    order: dict[str, Any]  # order_public() of the order
+    stock: int | None  # stock left after the batch that placed it; None for a replay
+    created: bool  # False: an earlier request with this key made it
+
+
+_PUBLIC_FIELDS = ("id", "status", "product_id", "quantity", "unit_price", "currency", "total", "show_id",
+                  "segment_id", "broker_id", "quote_id", "payment_provider", "created_at", "expires_at", "paid_at")
+
+
+def row_public(row: Mapping[str, Any], committee_code: str | None) -> dict[str, Any]:
+    """The order as its buyer sees it, from its column values."""
+    status = row["status"]
+    return {
+        "id": row["id"],
+        "status": status.value if isinstance(status, OrderStatus) else status,
+        "product_id": row["product_id"],
+        "quantity": row["quantity"],
+        "unit_price": row["unit_price"],
+        "currency": row["currency"],
+        "total": row["total"],
+        "show_id": row["show_id"],
+        "segment_id": row["segment_id"],
+        "committee": committee_code,
+        "broker_id": row["broker_id"],
+        "quote_id": row["quote_id"],
+        "payment_provider": row["payment_provider"],
+        "created_at": row["created_at"].isoformat(),
+        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "paid_at": row["paid_at"].isoformat() if row["paid_at"] else None,
+    }
+
+
+def order_public(order: Order, committee_code: str | None) -> dict[str, Any]:
+    return row_public({name: getattr(order, name) for name in _PUBLIC_FIELDS}, committee_code)
+
+
+async def committee_codes(session: AsyncSession, ids: set[int | None]) -> dict[int, str]:
+    wanted = {i for i in ids if i is not None}
+    if not wanted:
+        return {}
+    rows = await session.execute(select(Committee.id, Committee.code).where(Committee.id.in_(wanted)))
+    return dict(rows.all())
+
+
+async def orders_public(session: AsyncSession, orders: Sequence[Order]) -> list[dict[str, Any]]:
+    codes = await committee_codes(session, {o.committee_id for o in orders})
+    return [order_public(o, codes.get(o.committee_id)) for o in orders]  # type: ignore[arg-type]
+
+
+async def list_orders(session: AsyncSession, buyer_id: int, limit: int = 200) -> list[Order]:
+    stmt = select(Order).where(Order.buyer_id == buyer_id).order_by(Order.id.desc()).limit(limit)
+    return list(await session.scalars(stmt))
+
+
+async def get_order_for(session: AsyncSession, order_id: int, user: User) -> Order:
+    """An order its buyer or an admin may see; NotFound otherwise (no hint it exists)."""
+    order = await session.get(Order, order_id)
+    if order is None or (order.buyer_id != user.id and user.role is not Role.admin):
+        raise NotFound(f"no order {order_id}")
+    return order
+
+
+def check_quantity(quantity: int, max_quantity: int) -> None:
+    if quantity < 1:
+        raise BadQuantity("quantity must be at least 1", field="quantity")
+    if quantity > max_quantity:
+        raise BadQuantity(f"at most {max_quantity} per order", field="quantity")
+
+
+@dataclass
+class _Line:
+    index: int
+    request: OrderRequest
+    fingerprint: str
+    row: dict[str, Any] | None = None
+    committee_code: str | None = None
+
+
+class OrderDesk:
+    """Places orders; owns the per-product queues (close it on shutdown)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        max_quantity: int = 100,
+        expiry_seconds: int = 1800,
+        clock: Callable[[], datetime] = utcnow,
+        max_batch: int = 250,
+        parallel: int = 4,
+    ) -> None:
+        self.db = db
+        self.max_quantity = max_quantity
+        self.expiry = timedelta(seconds=expiry_seconds)
+        self.clock = clock
+        self._queues: ProductQueues[OrderRequest, Placed] = ProductQueues(
+            self._serve, max_batch=max_batch, parallel=parallel)
+        insert = sqlite.insert if db.is_sqlite else postgresql.insert
+        table = Order.__table__
+        self._insert_stmt = (
+            insert(table)
+            .on_conflict_do_nothing(index_elements=["buyer_id", "idempotency_key"])
+            .returning(table.c.id, table.c.buyer_id, table.c.idempotency_key)
+        )
+        # Per product, in this process: units being reserved by batches in flight, those
+        # batches, and the stock after the last commit (with a commit counter).
+        self._reserving: dict[int, int] = {}
+        self._batches: dict[int, set[asyncio.Future[None]]] = {}
+        self._known: dict[int, tuple[int, int]] = {}
+        self._commits = 0
+
+    async def place(self, request: OrderRequest) -> Placed:
+        """The order for this request: new (stock reserved) or the one its key already made.
+
+        Raises SoldOut (409) or Invalid (422: unknown product or show, quantity, MOQ,
+        kind, co-view code, key reuse).
+        """
+        if not request.idempotency_key or len(request.idempotency_key) > MAX_KEY_CHARS:
+            raise MissingIdempotencyKey(f"send an Idempotency-Key header of 1 to {MAX_KEY_CHARS} characters",
+                                        field="Idempotency-Key")
+        check_quantity(request.quantity, self.max_quantity)
+        return await self._queues.submit(request.product_id, request)
+
+    async def close(self) -> None:
+        await self._queues.close()
+
+    async def _serve(self, product_id: int, requests: list[OrderRequest]) -> list[Placed | BaseException]:
+        now = self.clock()
+        commits_before = self._commits
+        lines = [_Line(i, r, r.fingerprint()) for i, r in enumerate(requests)]
+        results: list[Placed | BaseException | None] = [None] * len(lines)
+
+        # 1. Read-only: replays, the product, prices and attribution. Done outside the
+        #    write transaction so the row lock is held only for the writes.
+        async with self.db.session() as session:
+            keys = [(line.request.buyer_id, line.request.idempotency_key) for line in lines]
+            replays = await self._find(session, keys)
+            product = await session.get(Product, product_id)
+            pending: list[int] = []
+            for i, line in enumerate(lines):
+                found = replays.get((line.request.buyer_id, line.request.idempotency_key))
+                if found is not None:
+                    results[i] = await self._replay(session, found, line)
+                elif product is None:
+                    results[i] = Invalid(f"no product {product_id}", field="product_id")
+                else:
+                    pending.append(i)
+            if product is not None and pending:
+                attributions = await attribute(
+                    session,
+                    [Ask(lines[i].request.buyer_id, lines[i].request.show_id, lines[i].request.coview)
+                     for i in pending],
+                    now,
+                )
+                prices: dict[int | None, int] = {}
+                for i, attribution in zip(pending, attributions, strict=True):
+                    if isinstance(attribution, Invalid):
+                        results[i] = attribution
+                        continue
+                    refusal = self._refusal(product, lines[i].request)
+                    if refusal is not None:
+                        results[i] = refusal
+                        continue
+                    if attribution.exhibition_id not in prices:
+                        special = await exhibition_price(session, attribution.exhibition_id, product.id, now)
+                        prices[attribution.exhibition_id] = product.price if special is None else special
+                    lines[i].row = self._row(lines[i], product, prices[attribution.exhibition_id], attribution, now)
+                    lines[i].committee_code = attribution.committee_code
+
+        # Within one batch a key counts once; its repeats are answered after commit.
+        late: list[int] = []
+        wanting: list[int] = []
+        seen: set[tuple[int, str]] = set()
+        for i, line in enumerate(lines):
+            if line.row is None:
+                continue
+            key = (line.request.buyer_id, line.request.idempotency_key)
+            (late if key in seen else wanting).append(i)
+            seen.add(key)
+        if wanting:
+            await self._reserve(product_id, product.stock if product else 0, commits_before, lines, wanting,
+                                results, late)
+        if late:
+            async with self.db.session() as session:
+                found = await self._find(session, [(lines[i].request.buyer_id, lines[i].request.idempotency_key)
+                                                   for i in late])
+                first = {(lines[i].request.buyer_id, lines[i].request.idempotency_key): results[i] for i in wanting}
+                for i in late:
+                    key = (lines[i].request.buyer_id, lines[i].request.idempotency_key)
+                    order = found.get(key)
+                    if order is not None:
+                        results[i] = await self._replay(session, order, lines[i])
+                    elif isinstance(first.get(key), DomainError):
+                        results[i] = first[key]  # a repeat in the same batch shares its refusal
+                    else:
+                        results[i] = Invalid("a concurrent request with this key failed; retry")
+        return results  # type: ignore[return-value]
+
+    def _estimate(self, product_id: int, read_stock: int, commits_before: int) -> int:
+        """Stock this batch may count on: the freshest known figure less what other
+        batches of this process are reserving right now."""
+        known = self._known.get(product_id)
+        fresh = known[1] if known is not None and known[0] > commits_before else read_stock
+        return fresh - self._reserving.get(product_id, 0)
+
+    async def _reserve(self, product_id: int, read_stock: int, commits_before: int, lines: list[_Line],
+                       wanting: list[int], results: list, late: list[int]) -> None:
+        """2. Reserve and store, exactly, in one transaction.
+
+        Orders expected to fit (by `_estimate`) are inserted *before* the product row is
+        locked, so batches of one product insert side by side; the lock is then held
+        only to read the stock, settle, write it and commit. At the lock the stock is
+        exact: orders inserted beyond it are deleted again and refused, orders left out
+        by a low estimate are inserted if they fit. Estimates only cost time, never
+        correctness.
+        """
+        waited = False
+        while True:
+            budget = max(0, self._estimate(product_id, read_stock, commits_before))
+            candidates: list[int] = []
+            for i in wanting:
+                if lines[i].request.quantity <= budget:
+                    candidates.append(i)
+                    budget -= lines[i].request.quantity
+            others = self._batches.get(product_id, set())
+            if candidates or waited or not others:
+                break
+            # Nothing seems left, but batches in flight may still give some back:
+            # let them settle first rather than race them to the lock.
+            await asyncio.wait(list(others))
+            waited = True
+        reserving = sum(lines[i].request.quantity for i in candidates)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reserving[product_id] = self._reserving.get(product_id, 0) + reserving
+        self._batches.setdefault(product_id, set()).add(done)
+        try:
+            stock_after = await self._settle(product_id, lines, wanting, set(candidates), results, late)
+        finally:
+            self._reserving[product_id] -= reserving
+            self._batches[product_id].discard(done)
+            if not self._batches[product_id]:
+                del self._batches[product_id]
+                del self._reserving[product_id]
+            done.set_result(None)
+        for i in wanting:
+            row = lines[i].row
+            if results[i] is None and row is not None and "id" in row:
+                results[i] = Placed(row_public(row, lines[i].committee_code), stock_after, True)
+
+    async def _settle(self, product_id: int, lines: list[_Line], wanting: list[int], candidates: set[int],
+                      results: list, late: list[int]) -> int:
+        async with self.db.transaction() as session:
+            conn = await session.connection()
+            inserted = await self._store(conn, [lines[i] for i in sorted(candidates)])
+            stock = await lock_stock(session, product_id)  # from here on the row is ours
+            remaining = stock
+            drop: list[int] = []
+            extra: list[int] = []
+            for i in wanting:
+                request = lines[i].request
+                if i in candidates and i not in inserted:
+                    late.append(i)  # another request with this key is stored: answer after commit
+                elif request.quantity <= remaining:
+                    remaining -= request.quantity
+                    if i not in candidates:
+                        extra.append(i)
+                else:
+                    results[i] = SoldOut("sold out" if remaining == 0 else f"only {remaining} left",
+                                         product_id=product_id, stock=remaining)
+                    if i in candidates:
+                        drop.append(inserted[i])
+            if drop:
+                await conn.execute(delete(Order.__table__).where(Order.__table__.c.id.in_(drop)))
+            if extra:
+                stored = await self._store(conn, [lines[i] for i in extra])
+                for i in extra:
+                    if i not in stored:
+                        late.append(i)
+                        remaining += lines[i].request.quantity
+            if remaining != stock:
+                await set_stock_locked(session, product_id, remaining)
+        self._commits += 1
+        self._known[product_id] = (self._commits, remaining)
+        return remaining
+
+    async def _store(self, conn, lines: list[_Line]) -> dict[int, int]:
+        """Insert these orders; {line index: order id} of those stored (a key that
+        already exists is skipped, not an error). Rows go in sorted by key so two
+        batches sharing keys take their index locks in the same order."""
+        if not lines:
+            return {}
+        rows = sorted((line.row for line in lines), key=lambda r: (r["buyer_id"], r["idempotency_key"]))
+        result = await conn.execute(self._insert_stmt, rows)
+        ids = {(buyer, key): oid for oid, buyer, key in result.all()}
+        stored: dict[int, int] = {}
+        for line in lines:
+            oid = ids.get((line.request.buyer_id, line.request.idempotency_key))
+            if oid is not None:
+                line.row["id"] = oid  # type: ignore[index]
+                stored[line.index] = oid
+        return stored
+
+    def _refusal(self, product: Product, request: OrderRequest) -> DomainError | None:
+        if product.kind is not ProductKind.retail:
+            return QuoteRequired("industrial goods and packages are quoted: use POST /api/quotes", field="product_id")
+        if request.quantity < product.moq:
+            return BadQuantity(f"the minimum order quantity is {product.moq}", field="quantity")
+        return None
+
+    def _row(self, line: _Line, product: Product, unit_price: int, attribution: Attribution,
+             now: datetime) -> dict[str, Any]:
+        request = line.request
+        return {
+            "buyer_id": request.buyer_id,
+            "idempotency_key": request.idempotency_key,
+            "request_hash": line.fingerprint,
+            "product_id": product.id,
+            "quantity": request.quantity,
+            "unit_price": unit_price,
+            "currency": product.currency,
+            "total": unit_price * request.quantity,
+            "status": OrderStatus.pending,
+            **attribution.columns(),
+            "quote_id": None,
+            "payment_provider": None,
+            "payment_ref": None,
+            "created_at": now,
+            "updated_at": now,
+            "expires_at": now + self.expiry,
+            "paid_at": None,
+        }
+
+    async def _find(self, session: AsyncSession, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Order]:
+        """The stored orders of these (buyer, key) pairs; usually none, so ids come first."""
+        rows = await session.execute(
+            select(Order.id, Order.buyer_id, Order.idempotency_key)
+            .where(Order.buyer_id.in_({b for b, _ in keys}), Order.idempotency_key.in_({k for _, k in keys}))
+        )
+        wanted = set(keys)
+        found: dict[tuple[int, str], Order] = {}
+        for order_id, buyer_id, key in rows.all():
+            if (buyer_id, key) in wanted:
+                order = await session.get(Order, order_id)
+                if order is not None:
+                    found[(buyer_id, key)] = order
+        return found
+
+    async def _replay(self, session: AsyncSession, order: Order, line: _Line) -> Placed | Invalid:
+        if order.request_hash != line.fingerprint:
+            return IdempotencyMismatch("this Idempotency-Key was used for a different order",
+                                       field="Idempotency-Key")
+        codes = await committee_codes(session, {order.committee_id})
+        return Placed(order_public(order, codes.get(order.committee_id)), None, False)  # type: ignore[arg-type]

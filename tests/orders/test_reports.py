@@ -1,0 +1,133 @@
+"""Broker credit and show reports, checked against figures computed by hand."""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+
+from orders.models import Committee, Product, Show, ShowViewer
+from tests.orders.conftest import GREEN_TEA, MASK_LINE, MEMBER, SNAIL, YUJA_TEA
+
+
+async def set_rate(shop, code: str, bp: int) -> None:
+    async with shop.db.transaction() as session:
+        await session.execute(update(Committee).where(Committee.code == code).values(commission_bp=bp))
+
+
+async def paid(shop, who: str = "buyer", **body) -> dict:
+    order = await shop.placed(who, **body)
+    response = await shop.post(f"/api/orders/{order['id']}/confirm-payment", "admin")
+    assert response.status == 200
+    return await response.json()
+
+
+async def brokers(shop) -> list[dict]:
+    response = await shop.get("/api/reports/brokers", "admin")
+    assert response.status == 200
+    return await response.json()
+
+
+async def test_paid_coview_order_credits_the_room_owner_at_the_committee_rate_per_currency(any_shop):
+    shop = any_shop
+    await shop.go_live(segment_id=1)
+    await set_rate(shop, "food", 250)
+    async with shop.db.transaction() as session:
+        won = Product(supplier_id=1, committee_id=1, name="Hallabong 3kg", price=33333, currency="KRW", stock=10)
+        session.add(won)
+        await session.flush()
+        won_id = won.id
+    code = await shop.coview()
+    pending = await shop.placed(product_id=GREEN_TEA, quantity=3, coview=code)
+    assert await brokers(shop) == []  # not paid yet: nothing credited
+    await shop.post(f"/api/orders/{pending['id']}/confirm-payment", "admin")
+    await paid(shop, product_id=won_id, quantity=1, coview=code)
+    await paid(shop, product_id=GREEN_TEA, quantity=1)  # not from a co-view room: no credit
+
+    [report] = await brokers(shop)
+    assert report["broker"]["id"] == MEMBER and report["orders"] == 2
+    assert report["currencies"] == {
+        "USD": {"orders": 1, "revenue": 3600, "commission": 90},  # 3 × 1200 × 2.5 %
+        "KRW": {"orders": 1, "revenue": 33333, "commission": 833},  # 833.325 rounded down
+    }
+
+
+async def test_refund_reverses_the_credit(shop):
+    code = await shop.coview()
+    order = await paid(shop, coview=code)
+    assert len(await brokers(shop)) == 1
+    await shop.post(f"/api/orders/{order['id']}/refund", "admin")
+    assert await brokers(shop) == []
+
+
+async def test_accepted_quote_from_a_coview_room_credits_its_owner_at_once(shop):
+    await shop.go_live(segment_id=3)
+    code = await shop.coview()
+    quote = await (await shop.post("/api/quotes", "buyer", {
+        "product_id": MASK_LINE, "quantity": 2, "destination_country": "KZ", "incoterm": "DAP", "coview": code,
+    })).json()
+    await shop.post(f"/api/quotes/{quote['id']}/answer", "host", {"unit_price": 8_000_000})
+    await shop.post(f"/api/quotes/{quote['id']}/accept", "buyer")
+    [report] = await brokers(shop)
+    # medical keeps the default 300 bp: 16,000,000 × 3 %
+    assert report["currencies"] == {"USD": {"orders": 1, "revenue": 16_000_000, "commission": 480_000}}
+
+
+async def test_show_report_matches_the_hand_computed_figures(any_shop):
+    shop = any_shop
+    await shop.go_live(segment_id=1)
+    code = await shop.coview()
+    await paid(shop, product_id=GREEN_TEA, quantity=3, show_id=1, coview=code)  # 3 × 1200 = 3600, food
+    await paid(shop, "member", product_id=YUJA_TEA, quantity=2, show_id=1)  # 2 × 990 = 1980, food
+    refunded = await paid(shop, "admin", product_id=GREEN_TEA, quantity=1, show_id=1)
+    await shop.post(f"/api/orders/{refunded['id']}/refund", "admin")
+    await shop.go_live(segment_id=2)
+    await paid(shop, product_id=SNAIL, quantity=2, show_id=1)  # 2 × 2200 = 4400, cosmetics
+    await shop.placed(product_id=YUJA_TEA, quantity=1, show_id=1)  # pending: no revenue
+    await shop.placed(product_id=GREEN_TEA, quantity=9)  # another channel: not in the report
+    for _ in range(2):
+        await shop.post("/api/quotes", "buyer", {"product_id": MASK_LINE, "quantity": 1,
+                                                 "destination_country": "AE", "incoterm": "FOB", "show_id": 1})
+    async with shop.db.transaction() as session:
+        await session.execute(update(Show).where(Show.id == 1).values(peak_viewers=5))
+        session.add_all(ShowViewer(show_id=1, viewer_key=f"v{i}") for i in range(8))
+
+    response = await shop.get("/api/reports/shows/1", "host")
+    assert response.status == 200
+    report = await response.json()
+    assert report["viewers"] == {"peak": 5, "total": 8}
+    assert report["orders"] == {"total": 5, "by_status": {"paid": 3, "pending": 1, "refunded": 1}}
+    assert report["paid_revenue"] == {"USD": 3600 + 1980 + 4400}
+    assert report["buyers"] == 2 and report["conversion"] == 0.25  # buyer and member ÷ 8 viewers
+    by_segment = {s["segment_id"]: s for s in report["segments"]}
+    assert (by_segment[1]["orders"], by_segment[1]["paid_orders"], by_segment[1]["revenue"]) == (3, 2, {"USD": 5580})
+    assert (by_segment[2]["orders"], by_segment[2]["paid_orders"], by_segment[2]["revenue"]) == (2, 1, {"USD": 4400})
+    assert (by_segment[3]["orders"], by_segment[3]["revenue"]) == (0, {})
+    assert report["committees"] == [
+        {"committee": "cosmetics", "paid_orders": 1, "revenue": {"USD": 4400}},
+        {"committee": "food", "paid_orders": 2, "revenue": {"USD": 5580}},
+    ]
+    assert [(p["product_id"], p["quantity"], p["revenue"]) for p in report["top_products"]] == [
+        (GREEN_TEA, 3, {"USD": 3600}), (SNAIL, 2, {"USD": 4400}), (YUJA_TEA, 2, {"USD": 1980}),
+    ]
+    assert report["quotes_requested"] == 2
+
+
+async def test_show_report_with_no_audience_has_zero_conversion(shop):
+    report = await (await shop.get("/api/reports/shows/1", "admin")).json()
+    assert report["conversion"] == 0.0 and report["orders"]["total"] == 0 and report["paid_revenue"] == {}
+
+
+async def test_reports_are_for_hosts_and_admins(shop):
+    assert (await shop.get("/api/reports/shows/1")).status == 401
+    assert (await shop.get("/api/reports/shows/1", "buyer")).status == 403
+    assert (await shop.get("/api/reports/brokers", "member")).status == 403
+    assert (await shop.get("/api/reports/shows/99999", "admin")).status == 404
+
+
+async def test_another_host_cannot_read_my_show_report(shop):
+    from orders.accounts import create_user
+    from orders.models import Role
+
+    async with shop.db.transaction() as session:
+        await create_user(session, email="host2@livemall.example", password="livemall-demo", name="Host 2",
+                          role=Role.host, country="KR")
+    assert (await shop.get("/api/reports/shows/1", "host2")).status == 403

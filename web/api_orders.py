@@ -1,0 +1,371 @@
+"""Routes: orders, payments, quotes and reports; the order desk and the expiry sweeper.
+
+Handlers are thin: parse, authorise, call one domain function, then — after the
+transaction committed — tell the show room and the buyer (`stock`, `sale`, `order`).
+An event that cannot be delivered is logged, never turned into a failed request: the
+order exists, and a retry with the same Idempotency-Key would only return it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from aiohttp import web
+from pydantic import Field, StringConstraints
+from sqlalchemy import select
+
+from orders import brokers, lifecycle, payments, quotes, reports
+from orders.errors import Invalid, NotFound
+from orders.expiry import Expired, Sweeper
+from orders.models import Order, OrderStatus, Role, User, utcnow
+from orders.ordering import (
+    MissingIdempotencyKey,
+    OrderDesk,
+    OrderRequest,
+    get_order_for,
+    list_orders,
+    orders_public,
+)
+from orders.shows import get_show, require_host
+from web.appkeys import DB, EVENTS, SETTINGS
+from web.auth import require_user
+from web.errors import json_response
+from web.validation import Body, int_param, parse_body
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+DESK = web.AppKey("order_desk", OrderDesk)
+PROVIDERS = web.AppKey("payment_providers", dict)
+
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+Quantity = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]  # range checks are the domain's (422 with a reason)
+KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces
+
+
+class OrderIn(Body):
+    product_id: Id
+    quantity: Quantity
+    show_id: Id | None = None
+    coview: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+
+
+class PayIn(Body):
+    provider: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class ChargeIn(Body):
+    payment_ref: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    card_number: Annotated[str, StringConstraints(min_length=12, max_length=23)]
+
+
+class QuoteIn(Body):
+    product_id: Id
+    quantity: Quantity
+    destination_country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
+    incoterm: Literal["EXW", "FOB", "CIF", "DAP", "DDP"]
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    show_id: Id | None = None
+    coview: Annotated[str, StringConstraints(min_length=1, max_length=32)] | None = None
+
+
+class AnswerIn(Body):
+    unit_price: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    valid_days: Annotated[int, Field(ge=1, le=quotes.MAX_VALID_DAYS)] = 14
+
+
+async def _emit(app: web.Application, *calls: tuple[str, int, str, dict[str, Any]]) -> None:
+    events = app[EVENTS]
+    for target, ident, name, data in calls:
+        try:
+            if target == "show":
+                await events.to_show(ident, name, data)
+            else:
+                await events.to_user(ident, name, data)
+        except Exception:  # noqa: BLE001 - see the module docstring
+            log.warning("could not send %s to %s %s", name, target, ident, exc_info=True)
+
+
+def _order_events(order: dict[str, Any], buyer_id: int, stock: int | None) -> list[tuple[str, int, str, dict]]:
+    calls: list[tuple[str, int, str, dict]] = []
+    if order["show_id"] is not None and stock is not None:
+        calls.append(("show", order["show_id"], "stock", {"product_id": order["product_id"], "stock": stock}))
+    calls.append(("user", buyer_id, "order", order))
+    return calls
+
+
+async def _public(session, order: Order) -> dict[str, Any]:
+    return (await orders_public(session, [order]))[0]
+
+
+# --- Orders -----------------------------------------------------------------------------
+
+@routes.post("/api/orders")
+async def place_order(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    key = request.headers.get("Idempotency-Key", "")
+    if not KEY.match(key):
+        raise MissingIdempotencyKey("send an Idempotency-Key header: 1 to 100 printable ASCII characters",
+                                    field="Idempotency-Key")
+    body = await parse_body(request, OrderIn)
+    placed = await request.app[DESK].place(OrderRequest(
+        buyer_id=user.id, idempotency_key=key, product_id=body.product_id, quantity=body.quantity,
+        show_id=body.show_id, coview=body.coview,
+    ))
+    response = json_response(placed.order, status=201)
+    if not placed.created:
+        response.headers["Idempotency-Replayed"] = "true"
+        return response
+    order = placed.order
+    calls = []
+    if order["show_id"] is not None:
+        calls.append(("show", order["show_id"], "stock", {"product_id": order["product_id"], "stock": placed.stock}))
+        calls.append(("show", order["show_id"], "sale", {"product_id": order["product_id"],
+                                                         "quantity": order["quantity"]}))
+    calls.append(("user", user.id, "order", order))
+    await _emit(request.app, *calls)
+    return response
+
+
+@routes.get("/api/orders")
+async def my_orders(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    async with request.app[DB].session() as session:
+        body = await orders_public(session, await list_orders(session, user.id))
+    return json_response(body)
+
+
+@routes.get("/api/orders/{order_id}")
+async def order_detail(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order_id = int_param(request, "order_id")
+    async with request.app[DB].session() as session:
+        body = await _public(session, await get_order_for(session, order_id, user))
+    return json_response(body)
+
+
+async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = False) -> web.Response:
+    user = await require_user(request) if buyer_only else await require_user(request, Role.admin)
+    order_id = int_param(request, "order_id")
+    async with request.app[DB].transaction() as session:
+        if buyer_only:
+            order = await session.get(Order, order_id)
+            if order is None or order.buyer_id != user.id:
+                raise NotFound(f"no order {order_id}")
+        moved = await lifecycle.move(session, order_id, to, utcnow())
+        body = await _public(session, moved.order)
+    await _emit(request.app, *_order_events(body, moved.order.buyer_id, moved.stock))
+    return json_response(body)
+
+
+@routes.post("/api/orders/{order_id}/cancel")
+async def cancel(request: web.Request) -> web.Response:
+    return await _move(request, OrderStatus.cancelled, buyer_only=True)
+
+
+@routes.post("/api/orders/{order_id}/ship")
+async def ship(request: web.Request) -> web.Response:
+    return await _move(request, OrderStatus.shipped)
+
+
+@routes.post("/api/orders/{order_id}/deliver")
+async def deliver(request: web.Request) -> web.Response:
+    return await _move(request, OrderStatus.delivered)
+
+
+@routes.post("/api/orders/{order_id}/refund")
+async def refund(request: web.Request) -> web.Response:
+    return await _move(request, OrderStatus.refunded)
+
+
+@routes.post("/api/orders/{order_id}/confirm-payment")
+async def confirm_payment(request: web.Request) -> web.Response:
+    await require_user(request, Role.admin)
+    order_id = int_param(request, "order_id")
+    async with request.app[DB].transaction() as session:
+        moved = await payments.confirm_invoice(session, order_id, utcnow())
+        body = await _public(session, moved.order)
+    await _emit(request.app, *_order_events(body, moved.order.buyer_id, None))
+    return json_response(body)
+
+
+@routes.post("/api/orders/{order_id}/pay")
+async def pay(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    order_id = int_param(request, "order_id")
+    body = await parse_body(request, PayIn)
+    provider = request.app[PROVIDERS].get(body.provider)
+    if provider is None:
+        raise Invalid(f"payment providers: {', '.join(sorted(request.app[PROVIDERS]))}", field="provider")
+    async with request.app[DB].transaction() as session:
+        order = await get_order_for(session, order_id, user)
+        if order.buyer_id != user.id:
+            raise NotFound(f"no order {order_id}")
+        checkout = await payments.start_payment(session, order, provider, utcnow())
+    return json_response({"order_id": order_id, **checkout})
+
+
+# --- Payment webhooks -------------------------------------------------------------------
+
+async def _apply_webhook(request: web.Request, provider_name: str, event: payments.WebhookEvent) -> dict[str, Any]:
+    db = request.app[DB]
+    async with db.transaction() as session:
+        outcome = await payments.apply_event(session, provider_name, event, utcnow(), db.is_sqlite)
+        order = await _public(session, outcome.moved.order) if outcome.moved else None
+    if outcome.moved is not None and order is not None:
+        await _emit(request.app, *_order_events(order, outcome.moved.order.buyer_id, None))
+    return {"ok": True, "duplicate": outcome.duplicate, "event": event.event_id,
+            "order": order}
+
+
+@routes.post("/api/payments/{provider}/webhook")
+async def webhook(request: web.Request) -> web.Response:
+    name = request.match_info["provider"]
+    provider = request.app[PROVIDERS].get(name)
+    if provider is None:
+        raise payments.UnknownProvider(f"no payment provider {name[:32]!r} is configured")
+    raw = await request.read()  # the signature covers the exact bytes
+    event = provider.parse_webhook(request.headers, raw, time.time())
+    return json_response(await _apply_webhook(request, name, event))
+
+
+@routes.post("/api/payments/sandbox/charge")
+async def sandbox_charge(request: web.Request) -> web.Response:
+    """The sandbox's test card form: plays the processor, then takes the signed webhook path."""
+    user = await require_user(request)
+    body = await parse_body(request, ChargeIn)
+    provider = request.app[PROVIDERS].get("sandbox")
+    if not isinstance(provider, payments.SandboxProvider):
+        raise payments.UnknownProvider("the sandbox provider is not configured (set LIVEMALL_PAYMENT_WEBHOOK_SECRET)")
+    async with request.app[DB].session() as session:
+        order = await session.scalar(select(Order).where(
+            Order.payment_provider == "sandbox", Order.payment_ref == body.payment_ref, Order.buyer_id == user.id))
+    if order is None:
+        raise NotFound("no sandbox payment with this reference")
+    headers, raw = provider.charge(body.payment_ref, body.card_number, order.total, order.currency)
+    event = provider.parse_webhook(headers, raw, time.time())
+    result = await _apply_webhook(request, "sandbox", event)
+    if event.kind == payments.FAILED:
+        raise payments.CardDeclined("the card was declined (sandbox test card)")
+    return json_response(result)
+
+
+# --- Quotes -----------------------------------------------------------------------------
+
+@routes.post("/api/quotes")
+async def request_quote(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await parse_body(request, QuoteIn)
+    async with request.app[DB].transaction() as session:
+        quote = await quotes.request_quote(session, quotes.QuoteRequest(
+            buyer_id=user.id, product_id=body.product_id, quantity=body.quantity,
+            destination_country=body.destination_country, incoterm=body.incoterm, note=body.note,
+            show_id=body.show_id, coview=body.coview,
+        ), utcnow())
+        result = quotes.quote_public(quote)
+    return json_response(result, status=201)
+
+
+@routes.get("/api/quotes")
+async def list_quotes(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    async with request.app[DB].session() as session:
+        rows = await quotes.list_quotes(session, user)
+    return json_response([quotes.quote_public(q) for q in rows])
+
+
+@routes.get("/api/quotes/{quote_id}")
+async def quote_detail(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    quote_id = int_param(request, "quote_id")
+    async with request.app[DB].session() as session:
+        quote = await quotes.get_quote_for(session, quote_id, user)
+    return json_response(quotes.quote_public(quote))
+
+
+@routes.post("/api/quotes/{quote_id}/answer")
+async def answer_quote(request: web.Request) -> web.Response:
+    user = await require_user(request, Role.host, Role.admin)
+    quote_id = int_param(request, "quote_id")
+    body = await parse_body(request, AnswerIn)
+    async with request.app[DB].transaction() as session:
+        quote = await quotes.answer_quote(session, quote_id, user, unit_price=body.unit_price,
+                                          valid_days=body.valid_days, at=utcnow())
+        result = quotes.quote_public(quote)
+    await _emit(request.app, ("user", quote.buyer_id, "quote", result))
+    return json_response(result)
+
+
+@routes.post("/api/quotes/{quote_id}/accept")
+async def accept_quote(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    quote_id = int_param(request, "quote_id")
+    expiry = timedelta(seconds=request.app[SETTINGS].quote_order_expiry)
+    async with request.app[DB].transaction() as session:
+        quote, order, stock = await quotes.accept_quote(session, quote_id, user, utcnow(), expiry)
+        result = {**quotes.quote_public(quote), "order": await _public(session, order)}
+    await _emit(request.app, *_order_events(result["order"], user.id, stock))
+    return json_response(result)
+
+
+@routes.post("/api/quotes/{quote_id}/decline")
+async def decline_quote(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    quote_id = int_param(request, "quote_id")
+    async with request.app[DB].transaction() as session:
+        quote = await quotes.decline_quote(session, quote_id, user, utcnow())
+        result = quotes.quote_public(quote)
+    return json_response(result)
+
+
+# --- Reports ----------------------------------------------------------------------------
+
+@routes.get("/api/reports/shows/{show_id}")
+async def show_report(request: web.Request) -> web.Response:
+    user: User = await require_user(request, Role.host, Role.admin)
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].session() as session:
+        require_host(user, await get_show(session, show_id))
+        body = await reports.show_report(session, show_id)
+    return json_response(body)
+
+
+@routes.get("/api/reports/brokers")
+async def broker_report(request: web.Request) -> web.Response:
+    await require_user(request, Role.host, Role.admin)
+    async with request.app[DB].session() as session:
+        body = await brokers.broker_report(session)
+    return json_response(body)
+
+
+# --- Set-up -----------------------------------------------------------------------------
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)
+    app.cleanup_ctx.append(_orders)
+
+
+async def _orders(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    desk = OrderDesk(app[DB], max_quantity=settings.order_max_quantity, expiry_seconds=settings.order_expiry)
+    app[DESK] = desk
+    app[PROVIDERS] = payments.providers(settings.payment_webhook_secret, settings.payment_webhook_tolerance)
+
+    async def announce(expired: list[Expired]) -> None:
+        calls = []
+        for item in expired:
+            if item.show_id is not None:
+                calls.append(("show", item.show_id, "stock", {"product_id": item.product_id, "stock": item.stock}))
+            calls.append(("user", item.buyer_id, "order", item.order))
+        await _emit(app, *calls)
+
+    sweeper = Sweeper(app[DB], settings.order_sweep_interval, announce)
+    sweeper.start()
+    yield
+    await sweeper.stop()
+    await desk.close()
