@@ -74,8 +74,7 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).
     from web import api_orders; api_orders.setup(app)  # ORDERS
-    # ROOMS: from rooms import server; server.setup(app)
-    # MEDIA: from web import media; media.setup(app)
+    from rooms import server; server.setup(app)  # ROOMS
     return app
 
 

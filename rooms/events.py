@@ -1,0 +1,393 @@
+"""Socket.IO handlers: parse the payload, authorise, call the domain, broadcast, ack.
+
+Every client event is answered by an ack, `{"ok": true, ...}` or
+`{"ok": false, "error": <code>, "message": <text>}` (plus `retry_after` for limits).
+Domain errors become acks here, in one place; nothing a client sends can raise out of
+a handler. A refused connection gets Socket.IO's `connect_error` with
+`{"message": <text>, "data": {"error": <code>, "message": <text>}}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+import redis.exceptions
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from socketio.exceptions import ConnectionRefusedError as Refused
+from sqlalchemy import exc as sa_exc
+
+from orders.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from orders.models import Role, User, utcnow
+from orders.shows import can_host, get_show
+from rooms import chat, coview, questions, stage
+from rooms.errors import CoviewFull, Draining, RateLimited
+from rooms.moderation import check_mute_seconds
+from rooms.reactions import Kind
+from rooms.server import (
+    Conn,
+    Rooms,
+    coview_key,
+    coview_room,
+    host_room,
+    show_room,
+    user_room,
+)
+from web.auth import COOKIE  # the HttpOnly session cookie: page JS cannot read it, so it rides along
+
+log = logging.getLogger(__name__)
+
+
+
+class Payload(BaseModel):
+    """Strict like the HTTP bodies: no "5" for 5, no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class AuthIn(Payload):
+    show: int = Field(ge=1)
+    token: str | None = Field(default=None, max_length=4096)
+    coview: str | None = Field(default=None, max_length=64)
+    last_id: int | None = Field(default=None, ge=0)
+
+
+class ChatIn(Payload):
+    text: str = Field(max_length=20_000)  # the real limit (chat_max_chars) is checked after trimming
+    room: Literal["show", "coview"] = "show"
+
+
+class ReactIn(Payload):
+    kind: Kind
+
+
+class AskIn(Payload):
+    text: str = Field(max_length=20_000)
+
+
+class PinIn(Payload):
+    product_id: int = Field(ge=1)
+
+
+class Empty(Payload):
+    pass
+
+
+class SegmentIn(Payload):
+    segment_id: int = Field(ge=1)
+
+
+class AnswerIn(Payload):
+    question_id: int = Field(ge=1)
+
+
+class DeleteIn(Payload):
+    id: int = Field(ge=1)
+
+
+class MuteIn(Payload):
+    user_id: int = Field(ge=1)
+    seconds: int
+
+
+class SlowModeIn(Payload):
+    seconds: int
+
+
+def parse(model: type[Payload], data: Any) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise Invalid("send a JSON object")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = [
+            {"field": ".".join(str(p) for p in e["loc"]) or "body", "message": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise Invalid("; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]), fields=fields) from None
+
+
+def refusal(exc: DomainError) -> dict[str, Any]:
+    reply: dict[str, Any] = {"ok": False, "error": exc.code, "message": exc.message}
+    for key in ("retry_after", "field", "fields"):
+        if key in exc.detail:
+            reply[key] = exc.detail[key]
+    return reply
+
+
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, redis.exceptions.ConnectionError,
+               redis.exceptions.TimeoutError, ConnectionRefusedError, TimeoutError)
+
+Handler = Callable[[Conn, Any], Awaitable[dict[str, Any] | None]]
+
+
+def register(rooms: Rooms, tokens) -> None:
+    sio = rooms.sio
+    settings = rooms.settings
+
+    def db():
+        assert rooms.db is not None
+        return rooms.db
+
+    def on(event: str) -> Callable[[Handler], Handler]:
+        def decorate(fn: Handler) -> Handler:
+            async def handle(sid: str, *args: Any) -> dict[str, Any]:
+                conn = rooms.conns.get(sid)
+                if conn is None:
+                    return {"ok": False, "error": "not_connected", "message": "connect to a show first"}
+                if len(args) > 1:
+                    return {"ok": False, "error": "invalid", "message": "send one JSON object"}
+                try:
+                    result = await fn(conn, args[0] if args else None)
+                except DomainError as exc:
+                    return refusal(exc)
+                except UNAVAILABLE as exc:
+                    log.warning("%s from %s: backing service unavailable (%s)", event, sid, type(exc).__name__)
+                    return refusal(Unavailable("a backing service is unavailable; retry shortly"))
+                except Exception:
+                    log.exception("%s from %s failed", event, sid)
+                    return {"ok": False, "error": "internal", "message": "internal error"}
+                return {"ok": True, **(result or {})}
+
+            sio.on(event, handler=handle)
+            return fn
+
+        return decorate
+
+    def signed_in(conn: Conn, what: str) -> None:
+        if conn.author is None:
+            raise Unauthorized(f"sign in to {what}")
+
+    def host_only(conn: Conn) -> None:
+        if not conn.is_host:
+            raise Forbidden("only the show's host may do this")
+
+    # --- connection ---------------------------------------------------------------
+
+    @sio.on("connect")
+    async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        try:
+            conn = await admit(sid, environ, auth)
+        except DomainError as exc:
+            raise Refused(exc.message, {"error": exc.code, "message": exc.message}) from None
+        except UNAVAILABLE as exc:
+            log.warning("connect refused, backing service unavailable: %s", type(exc).__name__)
+            raise Refused("a backing service is unavailable", {"error": "unavailable"}) from None
+        sock = rooms.eio_socket(sid)
+        if sock is None:  # gone while we looked it up
+            raise Refused("connection closed", {"error": "closed"})
+        await rooms.register(conn, sock)
+        task = asyncio.create_task(welcome(conn))
+        welcomes.add(task)
+        task.add_done_callback(welcomes.discard)
+
+    welcomes: set[asyncio.Task] = set()
+
+    async def admit(sid: str, environ: dict, auth: Any) -> Conn:
+        if rooms.draining:
+            raise Draining("this node is shutting down; connect again")
+        if auth is None:
+            raise Invalid("connect with auth {show, token?, coview?}")
+        a = parse(AuthIn, auth)
+        token, from_cookie = a.token, False
+        if token is None:
+            request = environ.get("aiohttp.request")
+            token = request.cookies.get(COOKIE) if request is not None else None
+            from_cookie = True
+        user_id = None
+        if token:
+            try:
+                user_id = tokens.verify(token)
+            except Unauthorized:
+                if not from_cookie:
+                    raise
+                # A stale session cookie still lets the visitor watch anonymously.
+        at = utcnow()
+        async with db().session() as session:
+            user = await session.get(User, user_id) if user_id is not None else None
+            if user_id is not None and user is None and not from_cookie:
+                raise Unauthorized("unknown user")
+            show = await get_show(session, a.show)
+            room = None
+            if a.coview is not None:
+                if user is None:
+                    raise Unauthorized("sign in to join a co-view room")
+                room = await coview.find_room(session, a.coview, at)
+                if room.show_id != show.id:
+                    raise NotFound("this co-view room belongs to another show")
+        rooms.remember_show(show.id, show.host_id, show.slow_mode)
+        conn = Conn(
+            sid=sid,
+            show_id=show.id,
+            author=chat.author_of(user, show.host_id) if user is not None else None,
+            is_host=can_host(user, show),
+            viewer_key=f"u{user.id}" if user is not None else f"s:{sid}",
+            last_id=a.last_id,
+        )
+        if room is not None:
+            present = await rooms.presence.present(coview_key(room.id))
+            if str(user.id) not in present and len(present) >= room.member_limit:
+                raise CoviewFull(f"this co-view room is full ({room.member_limit} members)")
+            conn.coview_id = room.id
+            conn.coview_owner = room.owner_id == user.id
+        return conn
+
+    async def welcome(conn: Conn) -> None:
+        """Send the joining socket its `state`, then release what was broadcast meanwhile."""
+        try:
+            state = await rooms.join_state.build(
+                show_id=conn.show_id,
+                user_id=conn.user_id,
+                is_host=conn.is_host,
+                coview_id=conn.coview_id,
+                coview_owner=conn.coview_owner,
+                last_id=conn.last_id,
+            )
+        except Exception:
+            log.exception("state for %s not built; disconnecting it", conn.sid)
+            await rooms.sio.disconnect(conn.sid)
+            return
+        state.update(
+            viewers=rooms.viewers_now(conn.show_id),
+            me=conn.author.public() if conn.author else None,
+            host=conn.is_host,
+        )
+        rooms.broadcaster.send(conn.sid, "state", state)
+        rooms.broadcaster.release(conn.sid)
+
+    @sio.on("disconnect")
+    async def disconnect(sid: str, reason: Any = None) -> None:
+        await rooms.unregister(sid)
+
+    @sio.on("*")
+    async def unknown(event: str, sid: str, *args: Any) -> dict[str, Any]:
+        return {"ok": False, "error": "unknown_event", "message": f"no event {str(event)[:40]!r}"}
+
+    # --- viewers ------------------------------------------------------------------
+
+    @on("chat")
+    async def send_chat(conn: Conn, data: Any) -> dict[str, Any]:
+        body = parse(ChatIn, data)
+        signed_in(conn, "chat")
+        if body.room == "coview" and conn.coview_id is None:
+            raise Invalid("you are not in a co-view room", field="room")
+        text = chat.clean_text(body.text, settings.chat_max_chars)
+        if not conn.is_host:
+            await rooms.limits.check_post(conn.show_id, conn.author.id, rooms.shows[conn.show_id].slow_mode)
+        at = utcnow()
+        coview_id = conn.coview_id if body.room == "coview" else None
+        message_id = await rooms.writer.add(
+            show_id=conn.show_id, coview_id=coview_id, user_id=conn.author.id, text=text, at=at
+        )
+        rooms.chat_messages += 1
+        payload = chat.chat_public(message_id, body.room, conn.author, text, at)
+        target = coview_room(coview_id) if coview_id is not None else show_room(conn.show_id)
+        rooms.broadcaster.emit(target, "chat", payload)
+        return {"id": message_id}
+
+    @on("react")
+    async def react(conn: Conn, data: Any) -> None:
+        body = parse(ReactIn, data)
+        if not conn.taps.allow(asyncio.get_running_loop().time()):
+            raise RateLimited("too many reactions", retry_after=1)
+        rooms.reactions.add(conn.show_id, body.kind)
+
+    @on("ask")
+    async def ask(conn: Conn, data: Any) -> dict[str, Any]:
+        body = parse(AskIn, data)
+        signed_in(conn, "ask a question")
+        text = chat.clean_text(body.text, settings.chat_max_chars)
+        if not conn.is_host:
+            # Questions share the chat's budget: asking is not a way around a mute or the rate limit.
+            await rooms.limits.check_post(conn.show_id, conn.author.id, 0)
+        async with db().transaction() as session:
+            user = await session.get(User, conn.author.id)
+            question = await questions.ask(
+                session, show_id=conn.show_id, user=user, coview_id=conn.coview_id, text=text, at=utcnow()
+            )
+        send_question(conn.show_id, question, conn.coview_id)
+        return {"id": question["id"]}
+
+    def send_question(show_id: int, question: dict[str, Any], coview_id: int | None) -> None:
+        b = rooms.broadcaster
+        b.emit(host_room(show_id), "question", question)
+        # The asker (all their tabs) sees its state; a relayed question also reaches the co-view room.
+        b.emit(coview_room(coview_id) if coview_id is not None else user_room(question["user"]["id"]), "question", question)
+
+    # --- host controls ------------------------------------------------------------
+
+    @on("segment")
+    async def change_segment(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(SegmentIn, data)
+        async with db().transaction() as session:
+            show = await get_show(session, conn.show_id)
+            segment = await stage.change_segment(session, show, body.segment_id)
+        rooms.broadcaster.emit(show_room(conn.show_id), "segment", segment)
+
+    @on("pin")
+    async def pin(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(PinIn, data)
+        async with db().transaction() as session:
+            show = await get_show(session, conn.show_id)
+            product = await stage.pin(session, show, body.product_id, utcnow())
+        rooms.broadcaster.emit(show_room(conn.show_id), "pin", {"product": product})
+
+    @on("unpin")
+    async def unpin(conn: Conn, data: Any) -> dict[str, Any]:
+        host_only(conn)
+        parse(Empty, data)
+        async with db().transaction() as session:
+            show = await get_show(session, conn.show_id)
+            product_id = await stage.unpin(session, show, utcnow())
+        if product_id is not None:
+            rooms.broadcaster.emit(show_room(conn.show_id), "unpin", {"product_id": product_id})
+        return {"product_id": product_id}
+
+    @on("answer")
+    async def answer(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(AnswerIn, data)
+        async with db().transaction() as session:
+            question, coview_id = await questions.answer(
+                session, show_id=conn.show_id, question_id=body.question_id, at=utcnow()
+            )
+        send_question(conn.show_id, question, coview_id)
+
+    @on("delete_chat")
+    async def delete_chat(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(DeleteIn, data)
+        async with db().transaction() as session:
+            coview_id = await chat.delete_message(session, show_id=conn.show_id, message_id=body.id)
+        target = coview_room(coview_id) if coview_id is not None else show_room(conn.show_id)
+        rooms.broadcaster.emit(target, "chat_deleted", {"id": body.id})
+
+    @on("mute")
+    async def mute(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(MuteIn, data)
+        seconds = check_mute_seconds(body.seconds)
+        async with db().session() as session:
+            target = await session.get(User, body.user_id)
+            if target is None:
+                raise NotFound(f"no user {body.user_id}")
+            if target.role is Role.admin or target.id == rooms.shows[conn.show_id].host_id:
+                raise Invalid("the host and admins cannot be muted", field="user_id")
+        await rooms.limits.mute(conn.show_id, target.id, seconds)
+        rooms.broadcaster.emit(user_room(target.id), "muted", {"show": conn.show_id, "seconds": seconds})
+
+    @on("slow_mode")
+    async def slow_mode(conn: Conn, data: Any) -> None:
+        host_only(conn)
+        body = parse(SlowModeIn, data)
+        async with db().transaction() as session:
+            show = await get_show(session, conn.show_id)
+            seconds = await stage.set_slow_mode(session, show, body.seconds)
+        rooms.set_slow_mode(conn.show_id, seconds)
+        rooms.broadcaster.emit(show_room(conn.show_id), "slow_mode", {"seconds": seconds})

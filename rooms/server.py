@@ -1,0 +1,404 @@
+"""The realtime rooms of one process: the Socket.IO server, who is connected where,
+room fan-out, presence, limits and the background tasks that keep them going.
+
+`setup(app)` attaches everything to the aiohttp app; `rooms/events.py` holds the
+Socket.IO handlers.
+
+Room names (never shown to clients):
+    show:{id}   everyone watching a show          u:{id}     every socket of one user
+    host:{id}   the show's host and admins         cv:{id}    a co-view room
+    cvo:{id}    the owner's sockets in a co-view room
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+import socketio
+from aiohttp import WSCloseCode, web
+from sqlalchemy import select
+
+from orders.db import Database
+from orders.models import User
+from rooms import reactions as reactions_mod
+from rooms.batching import WS_ATTR, Broadcaster, RoomWebSocket
+from rooms.bus import LocalBus, RedisBus
+from rooms.chat import Author, ChatWriter
+from rooms.joining import JoinState
+from rooms.moderation import Limits, MemoryLimits, RedisLimits
+from rooms.presence import AudienceLedger, MemoryStore, Presence, RedisStore
+from rooms.reactions import Reactions, TapLimit
+from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
+from web.drain import DRAIN
+from web.metrics import register_stats
+from web.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PRESENCE_INTERVAL = 1.0  # seconds: viewer counts are pushed at most this often
+# Show-room events that change nothing a joining socket's `state` holds.
+STATELESS = ('["viewers",', '["reactions",', '["sale",')
+
+
+def show_room(show_id: int) -> str:
+    return f"show:{show_id}"
+
+
+def host_room(show_id: int) -> str:
+    return f"host:{show_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"u:{user_id}"
+
+
+def coview_room(coview_id: int) -> str:
+    return f"cv:{coview_id}"
+
+
+def coview_owner_room(coview_id: int) -> str:
+    return f"cvo:{coview_id}"
+
+
+def viewers_key(show_id: int) -> str:
+    return f"v:{show_id}"
+
+
+def coview_key(coview_id: int) -> str:
+    return f"c:{coview_id}"
+
+
+@dataclass(slots=True)
+class Conn:
+    """One connected socket: which show, who, and in which co-view room."""
+
+    sid: str
+    show_id: int
+    author: Author | None  # None: anonymous
+    is_host: bool  # the show's host or an admin
+    viewer_key: str
+    coview_id: int | None = None
+    coview_owner: bool = False
+    last_id: int | None = None  # the last chat id the client saw (reconnects)
+    taps: TapLimit = field(default_factory=TapLimit)
+
+    @property
+    def user_id(self) -> int | None:
+        return self.author.id if self.author else None
+
+
+@dataclass(slots=True)
+class ShowInfo:
+    """What the hot path needs about a show without a database read."""
+
+    host_id: int
+    slow_mode: int
+
+
+class SocketEvents:
+    """`ShowEvents` over the rooms: to every viewer of a show, or every socket of a user,
+    in this process and through the bus in all others."""
+
+    def __init__(self, rooms: Rooms) -> None:
+        self._rooms = rooms
+
+    async def to_show(self, show_id: int, event: str, data: dict[str, Any]) -> None:
+        self._rooms.broadcaster.emit(show_room(show_id), event, data)
+
+    async def to_user(self, user_id: int, event: str, data: dict[str, Any]) -> None:
+        self._rooms.broadcaster.emit(user_room(user_id), event, data)
+
+
+class Rooms:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.process_id = f"{settings.node_name}:{secrets.token_hex(4)}"
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            # None: same origin only (python-socketio compares Origin with Host).
+            cors_allowed_origins=list(settings.socketio_origins) or None,
+            max_http_buffer_size=settings.socketio_max_bytes,
+            logger=False,
+            engineio_logger=False,
+        )
+        eio = self.sio.eio
+        eio._async = {**eio._async, "websocket": RoomWebSocket}
+        # nginx routes polling requests and the upgrade by this prefix (deploy/nginx).
+        generate = eio.generate_id
+        prefix = f"{settings.node_name}."
+        eio.generate_id = lambda: prefix + generate()
+        self.broadcaster = Broadcaster(settings.room_batch_window, on_slow=self._drop_slow)
+        self.events = SocketEvents(self)
+        self.reactions = Reactions()
+        self.conns: dict[str, Conn] = {}
+        self.shows: dict[int, ShowInfo] = {}
+        self.names: dict[int, str] = {}
+        self.chat_messages = 0
+        # Set at start-up (they need the database and Redis).
+        self.db: Database | None = None
+        self.presence = Presence(MemoryStore(), settings.presence_timeout)
+        self.limits: Limits = MemoryLimits(settings.chat_rate_count, settings.chat_rate_window)
+        self.writer: ChatWriter | None = None
+        self.ledger: AudienceLedger | None = None
+        self.join_state: JoinState | None = None
+        self.draining = False
+        self._coview_seen: dict[int, list[str]] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._side_tasks: set[asyncio.Task] = set()
+        self._bus_ready: asyncio.Event | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self, db: Database, redis: aioredis.Redis | None) -> None:
+        self.db = db
+        self.writer = ChatWriter(db)
+        self.ledger = AudienceLedger(db)
+        self.join_state = JoinState(db)
+        self.broadcaster.on_deliver = self._delivered
+        if redis is not None:
+            self.presence = Presence(RedisStore(redis), self.settings.presence_timeout)
+            self.limits = RedisLimits(redis, self.settings.chat_rate_count, self.settings.chat_rate_window)
+            bus = RedisBus(redis, self.process_id, self._from_bus)
+            self._bus_ready = bus.subscribed
+        else:
+            bus = LocalBus()
+        self.broadcaster.bus = bus
+        for work in (self.writer.run(), bus.run(), self._presence_loop(), self._reactions_loop()):
+            self._tasks.append(asyncio.create_task(work))
+        if self._bus_ready is not None:
+            # Do not accept sockets before this process hears the others.
+            try:
+                await asyncio.wait_for(self._bus_ready.wait(), timeout=10)
+            except TimeoutError:
+                log.warning("room bus not subscribed yet; continuing")
+
+    async def stop(self) -> None:
+        await self.disconnect_all()
+        await self.sio.shutdown()  # stops Engine.IO's ping-monitor task
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.presence.close()
+            if self.ledger is not None:
+                await self.ledger.flush({})
+        except Exception as exc:  # noqa: BLE001 - shutting down anyway
+            log.warning("presence not withdrawn at shutdown: %s", type(exc).__name__)
+
+    async def disconnect_all(self, grace: float = 5.0) -> None:
+        """Drain hook and shutdown: drop every connection so its client reconnects, to
+        another node behind the balancer (this one now refuses new sockets).
+
+        The transport is closed rather than the Socket.IO session: after a Socket.IO
+        DISCONNECT (or an Engine.IO CLOSE) clients treat the end as deliberate and do not
+        reconnect; after a closed WebSocket they do. Whatever is still open after `grace`
+        is cut, so a graceful shutdown never waits on a client.
+        """
+        self.draining = True
+        sockets = list(self.sio.eio.sockets.values())
+        if not sockets:
+            return
+        closing = [asyncio.create_task(self._close_transport(sock)) for sock in sockets]
+        _, late = await asyncio.wait(closing, timeout=grace)
+        for task in late:
+            task.cancel()
+        for sock in sockets:
+            ws = getattr(sock, WS_ATTR, None)
+            transport = ws._writer.transport if ws is not None and ws._writer is not None else None
+            if transport is not None and not transport.is_closing():
+                transport.abort()
+
+    async def _close_transport(self, sock: Any) -> None:
+        ws = getattr(sock, WS_ATTR, None)
+        try:
+            if ws is not None:
+                await ws.close(code=WSCloseCode.GOING_AWAY, message=b"node draining")
+            else:
+                # Long-polling: end the session; the client's next poll fails and it reconnects.
+                await sock.close(wait=False, abort=True)
+                sock.queue.put_nowait(None)
+        except Exception:  # noqa: BLE001 - cut below if still open
+            log.debug("closing %s failed", sock.sid, exc_info=True)
+
+    def stats(self) -> dict[str, float]:
+        s = self.broadcaster.stats
+        return {
+            "sockets": len(self.conns),
+            "chat_messages_total": self.chat_messages,
+            "flushes_total": s.flushes,
+            "events_total": s.events,
+            "direct_writes_total": s.direct_writes,
+            "queued_writes_total": s.queued_writes,
+            "slow_consumers_total": s.slow_consumers,
+        }
+
+    # --- connections --------------------------------------------------------------
+
+    def eio_socket(self, sid: str) -> Any:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        return self.sio.eio.sockets.get(eio_sid)
+
+    async def register(self, conn: Conn, sock: Any) -> None:
+        """Put a socket into its rooms (held back until it has its state) and count it."""
+        self.conns[conn.sid] = conn
+        b = self.broadcaster
+        b.add(conn.sid, sock)
+        b.join(conn.sid, show_room(conn.show_id))
+        if conn.author is not None:
+            b.join(conn.sid, user_room(conn.author.id))
+            self.names[conn.author.id] = conn.author.name
+        if conn.is_host:
+            b.join(conn.sid, host_room(conn.show_id))
+        if conn.coview_id is not None:
+            b.join(conn.sid, coview_room(conn.coview_id))
+            if conn.coview_owner:
+                b.join(conn.sid, coview_owner_room(conn.coview_id))
+            await self.presence.enter(coview_key(conn.coview_id), str(conn.user_id))
+        if await self.presence.enter(viewers_key(conn.show_id), conn.viewer_key) and self.ledger is not None:
+            self.ledger.saw(conn.show_id, conn.viewer_key, conn.user_id)
+
+    async def unregister(self, sid: str) -> None:
+        conn = self.conns.pop(sid, None)
+        self.broadcaster.remove(sid)
+        if conn is None:
+            return
+        await self.presence.leave(viewers_key(conn.show_id), conn.viewer_key)
+        if conn.coview_id is not None:
+            await self.presence.leave(coview_key(conn.coview_id), str(conn.user_id))
+
+    def _drop_slow(self, sid: str) -> None:
+        task = asyncio.create_task(self.sio.disconnect(sid))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    # --- shows the hot path asks about -------------------------------------------
+
+    def remember_show(self, show_id: int, host_id: int, slow_mode: int) -> None:
+        self.shows[show_id] = ShowInfo(host_id, slow_mode)
+
+    def set_slow_mode(self, show_id: int, seconds: int) -> None:
+        """Record a slow-mode change here and tell the other processes."""
+        info = self.shows.get(show_id)
+        if info is not None:
+            info.slow_mode = seconds
+        self.broadcaster.bus.publish("!slow_mode", f"[{show_id},{seconds}]")
+
+    def _delivered(self, room: str, frag: str) -> None:
+        if room.startswith("show:") and not frag.startswith(STATELESS) and self.join_state is not None:
+            self.join_state.changed(int(room[5:]))
+
+    def viewers_now(self, show_id: int) -> int:
+        """The last total across processes, and at least this process's own viewers."""
+        key = viewers_key(show_id)
+        return max(self.presence.total(key), len(self.presence.local_members(key)))
+
+    def _from_bus(self, room: str, frag: str) -> None:
+        if room.startswith("!"):
+            if room == "!slow_mode":
+                show_id, seconds = (int(x) for x in frag.strip("[]").split(","))
+                info = self.shows.get(show_id)
+                if info is not None:
+                    info.slow_mode = seconds
+            return
+        self.broadcaster.deliver(room, frag)
+
+    # --- background ---------------------------------------------------------------
+
+    async def _presence_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRESENCE_INTERVAL)
+            try:
+                await self.presence_tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - next tick retries
+                log.warning("presence refresh failed: %s", type(exc).__name__)
+
+    async def presence_tick(self) -> None:
+        changed = await self.presence.refresh()
+        peaks: dict[int, int] = {}
+        for key, count in changed.items():
+            if key.startswith("v:"):
+                show_id = int(key[2:])
+                peaks[show_id] = count
+                # Every process computes the same total and tells only its own sockets.
+                self.broadcaster.emit(show_room(show_id), "viewers", {"count": count}, publish=False)
+        if self.ledger is not None:
+            await self.ledger.flush(peaks)
+        await self._coview_members()
+
+    async def _coview_members(self) -> None:
+        """Tell each co-view room's owner who is present, when it changes."""
+        owned = {c.coview_id for c in self.conns.values() if c.coview_owner and c.coview_id is not None}
+        for coview_id in list(self._coview_seen):
+            if coview_id not in owned:
+                del self._coview_seen[coview_id]
+        for coview_id in owned:
+            present = sorted(await self.presence.present(coview_key(coview_id)), key=int)
+            if self._coview_seen.get(coview_id) == present:
+                continue
+            self._coview_seen[coview_id] = present
+            await self.send_coview_members(coview_id, present)
+
+    async def send_coview_members(self, coview_id: int, present: list[str]) -> None:
+        ids = [int(p) for p in present]
+        unknown = [i for i in ids if i not in self.names]
+        if unknown and self.db is not None:
+            async with self.db.session() as session:
+                for user_id, name in await session.execute(select(User.id, User.name).where(User.id.in_(unknown))):
+                    self.names[user_id] = name
+        members = [{"id": i, "name": self.names.get(i, "")} for i in ids]
+        self.broadcaster.emit(
+            coview_owner_room(coview_id), "coview_members", {"members": members, "count": len(members)}, publish=False
+        )
+
+    async def _reactions_loop(self) -> None:
+        while True:
+            await asyncio.sleep(reactions_mod.INTERVAL)
+            for show_id, counts in self.reactions.drain().items():
+                self.broadcaster.emit(show_room(show_id), "reactions", {"counts": counts})
+
+    # --- what other packages read -------------------------------------------------
+
+    def viewer_count(self, show_id: int) -> int:
+        return self.viewers_now(show_id)
+
+
+ROOMS = web.AppKey("rooms", Rooms)
+
+
+def setup(app: web.Application) -> None:
+    """Attach Socket.IO at /socket.io/, install the room events and viewer counts,
+    the co-view API and the background tasks."""
+    from rooms import events
+    from web import api_coview
+
+    rooms = Rooms(app[SETTINGS])
+    app[ROOMS] = rooms
+    rooms.sio.attach(app, socketio_path="socket.io")
+    events.register(rooms, tokens=app[TOKENS])
+    app[EVENTS] = rooms.events
+    app[VIEWER_COUNT] = rooms.viewer_count
+    app[DRAIN].hooks.append(rooms.disconnect_all)
+    app.router.add_routes(api_coview.routes)
+    register_stats("livemall_rooms", rooms.stats)
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        await rooms.start(app[DB], app[REDIS])
+        yield
+        await rooms.stop()
+
+    async def close_sockets(app: web.Application) -> None:
+        # on_shutdown runs before aiohttp waits for open handlers: without this every
+        # WebSocket would hold the shutdown for its whole timeout.
+        await rooms.disconnect_all(grace=min(5.0, app[SETTINGS].shutdown_grace / 2))
+
+    app.cleanup_ctx.append(lifecycle)
+    app.on_shutdown.append(close_sockets)

@@ -1,0 +1,203 @@
+"""Several processes behind different ports act as one service through Redis (the test
+run's own redis-server): chat, pins, segments and other packages' events reach clients
+on every process, viewer counts add up, limits hold across processes, and a process
+killed with SIGKILL leaves no phantom viewers after the presence timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from tests.conftest import free_port
+from tests.rooms.conftest import BUYER, HOST, MEMBER, SHOW, Server, load_demo_into
+from web.appkeys import EVENTS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def redis_clean(redis_url: str) -> str:
+    """The test run's redis-server, emptied: presence and limits of earlier tests are gone."""
+    client = aioredis.from_url(redis_url)
+    await client.flushdb()
+    await client.aclose()
+    return redis_url
+
+
+@pytest.fixture
+async def pair(start, redis_clean) -> tuple[Server, Server]:
+    """Two apps in this process on different ports, sharing the database and Redis."""
+    return await start(redis=redis_clean, node_name="n1"), await start(redis=redis_clean, node_name="n2")
+
+
+async def test_chat_sent_on_one_process_reaches_clients_on_the_other(pair):
+    a, b = pair
+    sender = await a.join(BUYER)
+    listener = await b.join(MEMBER)
+
+    ack = await sender.call("chat", {"text": "across processes"})
+
+    assert (await listener.next("chat", lambda m: m["id"] == ack["id"]))["text"] == "across processes"
+
+
+async def test_pin_and_segment_reach_the_other_process(pair):
+    a, b = pair
+    host = await a.join(HOST)
+    viewer = await b.join(BUYER)
+
+    await host.call("segment", {"segment_id": 2})
+    await host.call("pin", {"product_id": 5})
+
+    assert (await viewer.next("segment"))["committee"]["code"] == "cosmetics"
+    assert (await viewer.next("pin"))["product"]["id"] == 5
+
+
+async def test_events_of_other_packages_reach_every_process(pair):
+    a, b = pair
+    on_a = await a.join(BUYER)
+    on_b = await b.join(BUYER)
+
+    await a.app[EVENTS].to_show(SHOW, "stock", {"product_id": 1, "stock": 3})
+    await a.app[EVENTS].to_user(4, "order", {"id": 7})
+
+    for client in (on_a, on_b):
+        assert await client.next("stock") == {"product_id": 1, "stock": 3}
+        assert await client.next("order") == {"id": 7}
+
+
+async def test_viewer_counts_add_up_across_processes_and_count_a_user_once(pair):
+    a, b = pair
+    watcher = await a.join(MEMBER)
+    await a.join(None)
+    await b.join(None)
+    await b.join(MEMBER)  # the same user on the other process: still one viewer
+
+    assert await watcher.next("viewers", lambda v: v["count"] == 3)
+
+
+async def test_rate_limit_holds_across_processes(pair):
+    a, b = pair
+    on_a = await a.join(BUYER)
+    on_b = await b.join(BUYER)
+    for i in range(3):
+        assert (await on_a.call("chat", {"text": f"a{i}"}))["ok"]
+        if i < 2:
+            assert (await on_b.call("chat", {"text": f"b{i}"}))["ok"]
+    assert (await on_b.call("chat", {"text": "sixth"}))["error"] == "rate_limited"
+
+
+async def test_mute_and_slow_mode_hold_across_processes(pair):
+    a, b = pair
+    host = await a.join(HOST)
+    buyer = await b.join(BUYER)
+    member = await b.join(MEMBER)
+
+    await host.call("mute", {"user_id": 4, "seconds": 30})
+    await host.call("slow_mode", {"seconds": 20})
+    await member.next("slow_mode")
+
+    assert (await buyer.call("chat", {"text": "hi"}))["error"] == "muted"
+    assert (await member.call("chat", {"text": "one"}))["ok"]
+    assert (await member.call("chat", {"text": "two"}))["error"] == "slow_mode"
+
+
+# --- real processes ------------------------------------------------------------------
+
+class Node:
+    def __init__(self, port: int, proc: subprocess.Popen, log: Path) -> None:
+        self.port, self.proc, self.log = port, proc, log
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def _spawn(name: str, database: str, redis_url: str, tmp: Path) -> Node:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        LIVEMALL_SECRET="two-process-secret",
+        LIVEMALL_NODE_NAME=name,
+        LIVEMALL_PRESENCE_TIMEOUT="3",
+        LIVEMALL_AUTO_MIGRATE="false",
+        LIVEMALL_RECORDINGS_DIR=str(tmp / f"rec-{name}"),
+    )
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--database", database, "--redis", redis_url],
+        env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    return Node(port, proc, log)
+
+
+def _wait_healthy(node: Node, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"node exited: {node.log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(node.url + "/healthz", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"node did not answer: {node.log.read_text()[-3000:]}")
+
+
+@pytest.fixture
+async def two_nodes(postgres_url: str, redis_clean: str, tmp_path: Path) -> Iterator[tuple[Server, Server, Node, Node]]:
+    await load_demo_into(postgres_url)
+    nodes = [_spawn(name, postgres_url, redis_clean, tmp_path) for name in ("n1", "n2")]
+    try:
+        for node in nodes:
+            await asyncio.to_thread(_wait_healthy, node)
+        servers = [Server(node.url, None, None, postgres_url) for node in nodes]
+        yield servers[0], servers[1], nodes[0], nodes[1]
+        for server in servers:
+            for viewer in server.viewers:
+                await viewer.close()
+    finally:
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.proc.terminate()
+                try:
+                    node.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait()
+
+
+async def test_two_serve_processes_act_as_one_service(two_nodes):
+    a, b, _, _ = two_nodes
+    host = await a.join(HOST)
+    viewer = await b.join(BUYER)
+    watcher = await a.join(MEMBER)
+
+    ack = await viewer.call("chat", {"text": "from node two"})
+    await host.call("pin", {"product_id": 1})
+
+    assert (await host.next("chat", lambda m: m["id"] == ack["id"]))["user"]["name"] == "王芳"
+    assert (await viewer.next("pin"))["product"]["price"] == 1200
+    assert await watcher.next("viewers", lambda v: v["count"] == 3)
+    assert a.url != b.url
+
+
+async def test_killed_process_leaves_no_phantom_viewers(two_nodes):
+    a, b, _, node_b = two_nodes
+    watcher = await a.join(MEMBER)
+    await b.join(BUYER)
+    await b.join(None)
+    await watcher.next("viewers", lambda v: v["count"] == 3)
+
+    node_b.proc.send_signal(signal.SIGKILL)
+    node_b.proc.wait()
+
+    # The presence timeout is 3 s; refreshes run every second.
+    assert await watcher.next("viewers", lambda v: v["count"] == 1, timeout=8)
