@@ -75,6 +75,7 @@ def create_app(settings: Settings) -> web.Application:
     # Each capability adds its routes, resources and event sinks here (one line each).
     from web import api_orders; api_orders.setup(app)  # ORDERS
     from rooms import server; server.setup(app)  # ROOMS
+    from web import media; media.setup(app)  # MEDIA
     return app
 
 

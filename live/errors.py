@@ -1,0 +1,39 @@
+"""Domain errors of the media relay; the web layer maps ``code`` to its HTTP replies."""
+
+from __future__ import annotations
+
+
+class LiveError(Exception):
+    """Base class. ``code`` is the machine-readable error for JSON replies."""
+
+    code: str = "live_error"
+
+
+class BadOffer(LiveError):
+    """The SDP offer is malformed, not SDP, or has no usable audio/video (HTTP 400)."""
+
+    code = "bad_offer"
+
+
+class PublisherExists(LiveError):
+    """The show already has a publisher (HTTP 409)."""
+
+    code = "publisher_exists"
+
+
+class ShowNotLive(LiveError):
+    """WHEP on a show that has no publisher (HTTP 409)."""
+
+    code = "show_not_live"
+
+
+class UnknownSession(LiveError):
+    """DELETE of a session this hub does not know (HTTP 404)."""
+
+    code = "unknown_session"
+
+
+class RelayUnavailable(LiveError):
+    """The hub is shutting down and takes no new sessions (HTTP 503)."""
+
+    code = "relay_unavailable"

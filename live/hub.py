@@ -1,0 +1,411 @@
+"""The relay's entry point: live shows, their publisher and viewer sessions.
+
+Transport-free: the web layer turns WHIP/WHEP requests into ``publish``/``play``/``stop``
+calls and maps ``LiveError.code`` to HTTP replies. Authorisation and show existence are
+its job too. A show is live from a successful ``publish`` until its publisher is
+stopped, its connection fails or closes, it sends no media for ``media_timeout``
+seconds, or the hub closes; then every viewer is closed and ``ShowEnded`` fires once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Optional, Union
+
+from aiortc import RTCIceServer
+
+from live.errors import (
+    BadOffer,
+    PublisherExists,
+    RelayUnavailable,
+    ShowNotLive,
+    UnknownSession,
+)
+from live.keyframes import DEFAULT_MIN_INTERVAL
+from live.publisher import Publisher
+from live.recorder import recording_suffix
+from live.sdp import accepts, parse_offer
+from live.track_fanout import DEFAULT_REPLAY_WINDOW
+from live.viewer import Viewer
+
+logger = logging.getLogger(__name__)
+
+EndReason = Literal["deleted", "ice_failed", "no_media", "shutdown"]
+
+
+@dataclass(frozen=True)
+class Session:
+    id: str
+    show_id: int
+    answer_sdp: str
+    kind: Literal["publisher", "viewer"]
+
+
+@dataclass(frozen=True)
+class ShowStarted:
+    show_id: int
+    started_at: datetime  # UTC
+    recording_path: Optional[str]
+
+
+@dataclass(frozen=True)
+class ShowEnded:
+    show_id: int
+    ended_at: datetime  # UTC
+    recording_path: Optional[str]  # None if nothing was recorded
+    reason: str  # EndReason
+
+
+ShowEvent = Union[ShowStarted, ShowEnded]
+
+
+class _Show:
+    def __init__(self, show_id: int, session_id: str, started_at: datetime) -> None:
+        self.id = show_id
+        self.session_id = session_id
+        self.started_at = started_at
+        self.publisher: Optional[Publisher] = None
+        self.viewers: dict[str, Viewer] = {}
+        self.ending = False
+        self.announced = False  # ShowStarted was emitted
+        self.ready = asyncio.Event()  # publish() finished, one way or the other
+
+
+class LiveHub:
+    def __init__(
+        self,
+        *,
+        ice_servers: Sequence[RTCIceServer] = (),
+        recordings_dir: Optional[Path] = None,
+        on_event: Optional[Callable[[ShowEvent], Awaitable[None]]] = None,
+        media_timeout: float = 10.0,
+        viewer_timeout: float = 30.0,
+        keyframe_interval: float = DEFAULT_MIN_INTERVAL,
+        replay_window: float = DEFAULT_REPLAY_WINDOW,
+    ) -> None:
+        self._ice_servers = list(ice_servers)
+        self._recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
+        self._on_event = on_event
+        self._media_timeout = media_timeout
+        self._viewer_timeout = viewer_timeout
+        self._keyframe_interval = keyframe_interval
+        self._replay_window = replay_window
+        self._tick_interval = min(1.0, media_timeout / 4, viewer_timeout / 4)
+        self._shows: dict[int, _Show] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._ticker: Optional[asyncio.Task[None]] = None
+        self._closed = False
+        self._totals: dict[str, int] = {}
+        self._viewers_reaped = 0
+        self._shows_started = 0
+        self._shows_ended = 0
+
+    # --- public interface -----------------------------------------------------------
+
+    async def publish(self, show_id: int, offer_sdp: str) -> Session:
+        """Start publishing a show (WHIP). Raises BadOffer, PublisherExists or
+        RelayUnavailable (after ``close()``)."""
+        if self._closed:
+            raise RelayUnavailable("the relay is shutting down")
+        offer = parse_offer(offer_sdp, role="publisher")
+        if show_id in self._shows:
+            raise PublisherExists(f"show {show_id} already has a publisher")
+        started_at = datetime.now(timezone.utc)
+        show = _Show(show_id, _new_session_id(), started_at)
+        self._shows[show_id] = show  # reserved before the first await
+        video = offer.first("video")
+        publisher = Publisher(
+            show_id,
+            ice_servers=self._ice_servers,
+            recording_path=self._recording_path(
+                show_id, started_at, video.codecs[0].name.lower() if video else None
+            ),
+            on_connection_lost=lambda: self._end_soon(show, "ice_failed"),
+            spawn=self._spawn,
+            keyframe_interval=self._keyframe_interval,
+            replay_window=self._replay_window,
+        )
+        show.publisher = publisher
+        try:
+            answer = await publisher.negotiate(offer)
+        except BaseException:
+            if self._shows.get(show_id) is show:
+                del self._shows[show_id]
+            show.ending = True
+            show.ready.set()
+            await _quietly(publisher.close())
+            raise
+        self._ensure_ticker()
+        self._shows_started += 1
+        recorder = publisher.recorder
+        await self._emit(
+            ShowStarted(show_id, started_at, str(recorder.path) if recorder else None)
+        )
+        show.announced = True
+        show.ready.set()
+        return Session(show.session_id, show_id, answer, "publisher")
+
+    async def play(self, show_id: int, offer_sdp: str) -> Session:
+        """Join a live show as a viewer (WHEP). Raises ShowNotLive or BadOffer."""
+        show = self._shows.get(show_id)
+        if show is None or show.ending or show.publisher is None or not show.ready.is_set():
+            raise ShowNotLive(f"show {show_id} is not live")
+        offer = parse_offer(offer_sdp, role="viewer")
+        tracks = {}
+        for media in offer.media:
+            track = show.publisher.tracks.get(media.kind)
+            if track is not None and media.kind not in tracks and accepts(media, track.capability):
+                tracks[media.kind] = track
+        if not tracks:
+            sent = ", ".join(t.capability.mimeType for t in show.publisher.tracks.values())
+            raise BadOffer(f"the offer cannot receive this show ({sent})")
+        viewer = Viewer(
+            _new_session_id(),
+            show_id,
+            ice_servers=self._ice_servers,
+            on_gone=lambda gone, reason: self._viewer_gone(show, gone, reason),
+        )
+        show.viewers[viewer.session_id] = viewer
+        try:
+            answer = await viewer.negotiate(offer, tracks)
+        except BaseException as exc:
+            show.viewers.pop(viewer.session_id, None)
+            await _quietly(viewer.close())
+            if show.ending and isinstance(exc, Exception):
+                raise ShowNotLive(f"show {show_id} ended") from exc
+            raise
+        if show.ending or viewer.closed:
+            await _quietly(viewer.close())
+            raise ShowNotLive(f"show {show_id} ended")
+        return Session(viewer.session_id, show_id, answer, "viewer")
+
+    async def stop(self, show_id: int, session_id: str) -> None:
+        """Stop a publisher (ends the show) or a viewer. Raises UnknownSession."""
+        show = self._shows.get(show_id)
+        if show is None:
+            raise UnknownSession(f"no session {session_id} on show {show_id}")
+        if session_id == show.session_id:
+            await self._end_show(show, "deleted")
+            return
+        viewer = show.viewers.pop(session_id, None)
+        if viewer is None:
+            raise UnknownSession(f"no session {session_id} on show {show_id}")
+        await viewer.close()
+
+    def is_live(self, show_id: int) -> bool:
+        show = self._shows.get(show_id)
+        return show is not None and show.announced and not show.ending
+
+    def stats(self) -> dict[str, Any]:
+        """For metrics: gauges, counters (``*_total``) and a ``shows`` breakdown."""
+        totals = dict(self._totals)
+        shows: dict[int, Any] = {}
+        viewers = waiting = 0
+        for show in self._shows.values():
+            if show.publisher is None or not show.announced:
+                continue
+            tracks = {}
+            for kind, track in show.publisher.tracks.items():
+                counters = track.counters()
+                _add(totals, counters)
+                tracks[kind] = dict(
+                    counters,
+                    codec=track.codec_name,
+                    waiting=track.waiting,
+                    worst_viewer_loss=track.worst_viewer_loss(),
+                )
+                waiting += track.waiting
+                if track.keyframes is not None:
+                    _add(totals, _keyframe_counters(track))
+            if show.publisher.recorder is not None:
+                totals["recording_drops"] = (
+                    totals.get("recording_drops", 0) + show.publisher.recorder.dropped
+                )
+            viewers += len(show.viewers)
+            shows[show.id] = {
+                "viewers": len(show.viewers),
+                "tracks": tracks,
+                "frames_in_unnegotiated_codec": show.publisher.codec_switches,
+            }
+        return {
+            # gauges
+            "live_shows": len(shows),
+            "publishers": len(shows),
+            "viewers": viewers,
+            "viewers_waiting_for_keyframe": waiting,
+            # counters since the hub started (``_total``: Prometheus counters)
+            "shows_started_total": self._shows_started,
+            "shows_ended_total": self._shows_ended,
+            "viewers_reaped_total": self._viewers_reaped,
+            "frames_received_total": totals.get("frames", 0) + totals.get("frames_skipped", 0),
+            "frames_skipped_total": totals.get("frames_skipped", 0),
+            "packets_forwarded_total": totals.get("packets_forwarded", 0),
+            "bytes_forwarded_total": totals.get("bytes_forwarded", 0),
+            "retransmits_total": totals.get("retransmits", 0),
+            "nacks_received_total": totals.get("nacks", 0),
+            "keyframe_requests_total": totals.get("keyframe_requests", 0),
+            "plis_sent_total": totals.get("plis_sent", 0),
+            "drops_total": totals.get("drops", 0),
+            "recording_drops_total": totals.get("recording_drops", 0),
+            # per live show: viewers and per-track counters
+            "shows": shows,
+        }
+
+    async def close(self) -> None:
+        """Graceful shutdown: end every show ("shutdown") and close every connection."""
+        self._closed = True
+        await asyncio.gather(
+            *(self._end_show(show, "shutdown") for show in list(self._shows.values())),
+            return_exceptions=True,
+        )
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def _end_show(self, show: _Show, reason: EndReason) -> None:
+        if show.ending:
+            return
+        show.ending = True
+        if self._shows.get(show.id) is show:
+            del self._shows[show.id]
+        await show.ready.wait()  # ShowStarted (if any) goes out before ShowEnded
+        viewers = list(show.viewers.values())
+        show.viewers.clear()
+        publisher = show.publisher
+        assert publisher is not None
+        if show.announced:
+            self._absorb_counters(publisher)
+        await asyncio.gather(*(_quietly(v.close()) for v in viewers))
+        try:
+            recording = await publisher.close()
+        except Exception:
+            logger.exception("show %s: closing the publisher failed", show.id)
+            recording = None
+        if show.announced:
+            self._shows_ended += 1
+            await self._emit(
+                ShowEnded(
+                    show.id,
+                    datetime.now(timezone.utc),
+                    str(recording) if recording is not None else None,
+                    reason,
+                )
+            )
+
+    def _end_soon(self, show: _Show, reason: EndReason) -> None:
+        if not show.ending:
+            self._spawn(self._end_show(show, reason))
+
+    def _viewer_gone(self, show: _Show, viewer: Viewer, reason: str) -> None:
+        if show.viewers.get(viewer.session_id) is viewer:
+            del show.viewers[viewer.session_id]
+            self._viewers_reaped += 1
+            logger.info("show %s: viewer %s reaped (%s)", show.id, viewer.session_id, reason)
+            self._spawn(viewer.close())
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        for show in list(self._shows.values()):
+            publisher = show.publisher
+            if show.ending or not show.announced or publisher is None:
+                continue
+            if now - publisher.last_media > self._media_timeout:
+                self._end_soon(show, "no_media")
+                continue
+            use_publisher_clock = publisher.uses_publisher_clock
+            for track in publisher.tracks.values():
+                track.send_sender_reports(now, use_publisher_clock=use_publisher_clock)
+                if track.waiting and track.keyframes is not None:
+                    track.keyframes.request()  # repeats a PLI the publisher did not answer
+            for viewer in list(show.viewers.values()):
+                if now - viewer.last_heard > self._viewer_timeout:
+                    self._viewer_gone(show, viewer, "no RTCP")
+                else:
+                    viewer.follow_ice()
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_interval)
+            try:
+                self._tick()
+            except Exception:
+                logger.exception("relay housekeeping failed")
+
+    def _ensure_ticker(self) -> None:
+        if self._ticker is None:
+            self._ticker = asyncio.ensure_future(self._tick_forever())
+
+    # --- helpers --------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("relay task failed", exc_info=task.exception())
+
+    async def _emit(self, event: ShowEvent) -> None:
+        if self._on_event is None:
+            return
+        try:
+            await self._on_event(event)
+        except Exception:
+            logger.exception("on_event(%s) failed", type(event).__name__)
+
+    def _recording_path(
+        self, show_id: int, started_at: datetime, video_codec: Optional[str]
+    ) -> Optional[Path]:
+        if self._recordings_dir is None:
+            return None
+        stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+        suffix = recording_suffix(video_codec)
+        path = self._recordings_dir / f"show-{show_id}-{stamp}{suffix}"
+        counter = 1
+        while path.exists():
+            path = self._recordings_dir / f"show-{show_id}-{stamp}-{counter}{suffix}"
+            counter += 1
+        return path
+
+    def _absorb_counters(self, publisher: Publisher) -> None:
+        for track in publisher.tracks.values():
+            _add(self._totals, track.counters())
+            if track.keyframes is not None:
+                _add(self._totals, _keyframe_counters(track))
+        if publisher.recorder is not None:
+            _add(self._totals, {"recording_drops": publisher.recorder.dropped})
+
+
+def _new_session_id() -> str:
+    return secrets.token_urlsafe(12)
+
+
+def _keyframe_counters(track: Any) -> dict[str, int]:
+    return {"keyframe_requests": track.keyframes.requests, "plis_sent": track.keyframes.sent}
+
+
+def _add(totals: dict[str, int], counters: dict[str, int]) -> None:
+    for key, value in counters.items():
+        totals[key] = totals.get(key, 0) + value
+
+
+async def _quietly(awaitable: Awaitable[Any]) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("cleanup failed")

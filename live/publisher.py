@@ -1,0 +1,229 @@
+"""One published show's ingest: the publisher's peer connection and the frame taps.
+
+aiortc keeps doing what it is good at toward the publisher (ICE, DTLS, SRTP, jitter
+buffer, NACK, RTX, receiver reports); at the point where it would hand each
+reassembled frame to its decoder thread, the tap hands it to the show's
+``TrackFanout`` instead. Nothing is decoded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, Optional
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtcpSrPacket
+
+from live import aiortc_hooks
+from live.errors import BadOffer
+from live.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester
+from live.recorder import Recorder
+from live.sdp import Offer, local_capability, rtx_capability
+from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
+
+logger = logging.getLogger(__name__)
+
+# aiortc's video jitter buffer holds 512 packets: one publisher packet that NACK cannot
+# repair stalls every later frame until the buffer overflows, over 3 s at 1.5 Mbit/s.
+# 256 packets (~1.6 s at 1.5 Mbit/s) still holds the largest keyframes a 1080p
+# publisher sends; a frame larger than the buffer could never be reassembled.
+VIDEO_JITTER_PACKETS = 256
+
+
+class Publisher:
+    def __init__(
+        self,
+        show_id: int,
+        *,
+        ice_servers: list[RTCIceServer],
+        recording_path: Optional[Path],
+        on_connection_lost: Callable[[], None],
+        spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+        keyframe_interval: float = DEFAULT_MIN_INTERVAL,
+        replay_window: float = DEFAULT_REPLAY_WINDOW,
+    ) -> None:
+        self.show_id = show_id
+        self.tracks: dict[str, TrackFanout] = {}
+        self.recorder: Optional[Recorder] = None
+        self.last_media = time.monotonic()
+        self.codec_switches = 0
+        self._recording_path = recording_path
+        self._on_connection_lost = on_connection_lost
+        self._spawn = spawn
+        self._keyframe_interval = keyframe_interval
+        self._replay_window = replay_window
+        self._offer: Optional[Offer] = None
+        self._closed = False
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+
+    async def negotiate(self, offer: Offer) -> str:
+        """Apply the publisher's offer; return the SDP answer."""
+        self._offer = offer
+        for media in offer.media:
+            if media.kind in (t.kind for t in self.pc.getTransceivers()):
+                continue  # one track per kind is relayed
+            # Answer with one codec (plus RTX for video): the first the publisher prefers.
+            capability = local_capability(media.kind, media.codecs[0])
+            assert capability is not None  # parse_offer kept relayable codecs only
+            preferences = [capability]
+            rtx = rtx_capability(media.kind) if media.kind == "video" else None
+            if rtx is not None:
+                preferences.append(rtx)
+            transceiver = self.pc.addTransceiver(media.kind, direction="recvonly")
+            transceiver.setCodecPreferences(preferences)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except (ValueError, LookupError, AssertionError) as exc:
+            raise BadOffer(f"the offer was refused: {exc}") from exc
+        except Exception as exc:  # aiortc's OperationError / InvalidStateError
+            if type(exc).__module__.startswith("aiortc"):
+                raise BadOffer(f"the offer was refused: {exc}") from exc
+            raise
+        if not self.tracks:
+            raise BadOffer("the offer has no audio or video the relay can receive")
+        if self._recording_path is not None:
+            video = self.tracks.get("video")
+            audio = self.tracks.get("audio")
+            self.recorder = Recorder(
+                self._recording_path,
+                video_codec=video.codec_name if video else None,
+                audio_codec=audio.codec_name if audio else None,
+            )
+            for track in self.tracks.values():
+                track.recorder = self.recorder
+        return self.pc.localDescription.sdp
+
+    @property
+    def uses_publisher_clock(self) -> bool:
+        """Viewers get the publisher's own RTP/NTP mapping once every track has one."""
+        return all(t.clock.has_publisher_report for t in self.tracks.values())
+
+    async def close(self) -> Optional[Path]:
+        """Close the connection and finish the recording; the recording's path."""
+        self._closed = True
+        for track in self.tracks.values():
+            track.close()
+        await self.pc.close()
+        if self.recorder is not None:
+            return await self.recorder.close()
+        return None
+
+    # --- aiortc events --------------------------------------------------------------
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and not self._closed:
+            self._on_connection_lost()
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        transceiver = next(t for t in self.pc.getTransceivers() if t.receiver.track is track)
+        receiver = transceiver.receiver
+        kind = track.kind
+        codecs = aiortc_hooks.negotiated_codecs(transceiver)
+        if kind in self.tracks or not codecs:
+            aiortc_hooks.tap_encoded_frames(receiver, lambda item: None)  # never decode
+            return
+        codec = codecs[0]
+        capability = local_capability(kind, codec)
+        if capability is None or codec.payloadType is None:
+            aiortc_hooks.tap_encoded_frames(receiver, lambda item: None)
+            return
+        media = self._offer.first(kind) if self._offer else None
+        media_ssrc = media.ssrc if media else None
+
+        keyframes = None
+        if kind == "video":
+            send_pli = aiortc_hooks.intercept_picture_loss(
+                receiver, lambda ssrc: self._publisher_lost_packets(kind)
+            )
+            keyframes = KeyframeRequester(
+                lambda: self._spawn(self._request_keyframe(transceiver, send_pli, media_ssrc)),
+                min_interval=self._keyframe_interval,
+            )
+            aiortc_hooks.replace_jitter_buffer(
+                receiver,
+                aiortc_hooks.MarkerJitterBuffer(capacity=VIDEO_JITTER_PACKETS, is_video=True),
+            )
+        else:
+            aiortc_hooks.replace_jitter_buffer(receiver, aiortc_hooks.AudioPassThrough())
+
+        fanout = TrackFanout(
+            kind=kind,
+            capability=capability,
+            payload_type=codec.payloadType,
+            ssrc=random.getrandbits(32),
+            keyframes=keyframes,
+            replay_window=self._replay_window,
+        )
+        self.tracks[kind] = fanout
+        aiortc_hooks.keep_publisher_timestamps(receiver)
+        aiortc_hooks.observe_sender_reports(
+            receiver, lambda packet: self._on_sender_report(fanout, media_ssrc, packet)
+        )
+        aiortc_hooks.tap_encoded_frames(receiver, self._frame_sink(fanout))
+
+    def _frame_sink(
+        self, fanout: TrackFanout
+    ) -> Callable[[Optional[tuple[RTCRtpCodecParameters, JitterFrame]]], None]:
+        codec_name = fanout.codec_name
+        on_frame = fanout.on_frame
+        monotonic = time.monotonic
+
+        def sink(item: Optional[tuple[RTCRtpCodecParameters, JitterFrame]]) -> None:
+            # Runs inside aiortc's RTP handling: an exception here would kill the
+            # publisher's transport, so none may escape.
+            if item is None:
+                return  # the track ended; the connection state or media timeout ends the show
+            codec, frame = item
+            now = monotonic()
+            self.last_media = now
+            if codec.name.lower() != codec_name:
+                self.codec_switches += 1
+                return
+            try:
+                on_frame(frame.data, frame.timestamp, now)
+            except Exception:
+                logger.exception("show %s: relaying a %s frame failed", self.show_id, fanout.kind)
+
+        return sink
+
+    def _on_sender_report(
+        self, fanout: TrackFanout, media_ssrc: Optional[int], packet: RtcpSrPacket
+    ) -> None:
+        if media_ssrc is None or packet.ssrc == media_ssrc:
+            info = packet.sender_info
+            fanout.clock.publisher_report(info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+
+    def _publisher_lost_packets(self, kind: str) -> None:
+        track = self.tracks.get(kind)
+        if track is not None:
+            track.publisher_lost_packets()
+
+    async def _request_keyframe(
+        self,
+        transceiver: RTCRtpTransceiver,
+        send_pli: Callable[[int], Any],
+        media_ssrc: Optional[int],
+    ) -> None:
+        if media_ssrc is not None:
+            ssrcs = [media_ssrc]
+        else:  # no a=ssrc in the offer: ask every source seen (an RTX one ignores it)
+            ssrcs = [s.source for s in transceiver.receiver.getSynchronizationSources()]
+        for ssrc in ssrcs:
+            await send_pli(ssrc)

@@ -1,0 +1,215 @@
+"""Fails when aiortc changes an internal that live/aiortc_hooks.py relies on.
+
+Each test names the hook; if one fails after an aiortc upgrade, re-read the aiortc
+source the hook's docstring points to before touching anything else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import queue
+
+import aiortc
+import pytest
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.h264 import H264Encoder
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
+from aiortc.rtcpeerconnection import RTCPeerConnection as PeerConnectionClass
+from aiortc.rtcrtpreceiver import TimestampMapper, decoder_worker
+
+from live import aiortc_hooks
+
+
+def _source(obj: object) -> str:
+    return inspect.getsource(obj)  # type: ignore[arg-type]
+
+
+def test_aiortc_is_the_pinned_minor_version():
+    assert aiortc.__version__.startswith("1.16."), aiortc.__version__
+
+
+@pytest.fixture
+async def transceiver():
+    pc = RTCPeerConnection()
+    yield pc.addTransceiver("video", direction="sendrecv")
+    await pc.close()
+
+
+def test_receiver_queues_frames_for_its_decoder_and_the_tap_replaces_the_queue(transceiver):
+    receiver = transceiver.receiver
+    assert isinstance(receiver._RTCRtpReceiver__decoder_queue, queue.Queue)
+    source = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__decoder_queue.put((codec, encoded_frame))" in source
+    assert "self.__timestamp_mapper.map(" in source
+    assert "self.__decoder_queue.put(None)" in _source(RTCRtpReceiver)
+    assert "input_q.get()" in _source(decoder_worker)
+    assert "self.__decoder_queue" in _source(RTCRtpReceiver.receive)
+
+    frames = []
+    aiortc_hooks.tap_encoded_frames(receiver, frames.append)
+    receiver._RTCRtpReceiver__decoder_queue.put(("codec", "frame"))
+    receiver._RTCRtpReceiver__decoder_queue.put(None)
+    assert frames == [("codec", "frame"), None]
+    assert receiver._RTCRtpReceiver__decoder_queue.get() is None  # the thread can exit
+
+
+def test_receiver_jitter_buffer_and_timestamp_mapper_can_be_replaced(transceiver):
+    receiver = transceiver.receiver
+    assert isinstance(receiver._RTCRtpReceiver__jitter_buffer, JitterBuffer)
+    assert isinstance(receiver._RTCRtpReceiver__timestamp_mapper, TimestampMapper)
+    assert "self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet)
+
+    aiortc_hooks.replace_jitter_buffer(receiver, JitterBuffer(capacity=256, is_video=True))
+    aiortc_hooks.keep_publisher_timestamps(receiver)
+    assert receiver._RTCRtpReceiver__jitter_buffer.capacity == 256
+    assert receiver._RTCRtpReceiver__timestamp_mapper.map(4_000_000_000) == 4_000_000_000
+
+
+async def test_receiver_sends_its_plis_through_a_method_the_relay_can_divert(transceiver):
+    receiver = transceiver.receiver
+    source = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "await self._send_rtcp_pli(packet.ssrc)" in source
+    assert list(inspect.signature(RTCRtpReceiver._send_rtcp_pli).parameters) == [
+        "self",
+        "media_ssrc",
+    ]
+    lost = []
+    original = aiortc_hooks.intercept_picture_loss(receiver, lost.append)
+    await receiver._send_rtcp_pli(1234)
+    assert lost == [1234]
+    assert original.__func__ is RTCRtpReceiver._send_rtcp_pli
+
+
+async def test_sender_reports_reach_the_receivers_rtcp_handler(transceiver):
+    assert "recipient._handle_rtcp_packet(packet)" in _source(RTCDtlsTransport._handle_rtcp_data)
+    assert "add_recipient(self.ssrc_table.get(packet.ssrc))" in _source(RtpRouter.route_rtcp)
+    reports = []
+    aiortc_hooks.observe_sender_reports(transceiver.receiver, reports.append)
+    from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+    packet = RtcpSrPacket(ssrc=1, sender_info=RtcpSenderInfo(1, 2, 3, 4))
+    await transceiver.receiver._handle_rtcp_packet(packet)
+    assert reports == [packet]
+
+
+def test_transceiver_keeps_the_negotiated_codecs(transceiver):
+    assert transceiver._codecs == []
+    assert "transceiver._codecs = common" in _source(PeerConnectionClass.setRemoteDescription)
+    assert aiortc_hooks.negotiated_codecs(transceiver) == []
+
+
+def test_sender_ssrc_is_what_the_answer_announces(transceiver):
+    assert "ssrc=transceiver.sender._ssrc" in _source(
+        aiortc.rtcpeerconnection.create_media_description_for_transceiver
+    )
+    aiortc_hooks.force_sender_ssrc(transceiver.sender, 0xDEADBEEF)
+    assert transceiver.sender._ssrc == 0xDEADBEEF
+
+
+async def test_peer_connection_starts_senders_through_send_and_routes_their_rtcp(transceiver):
+    connect = _source(PeerConnectionClass._RTCPeerConnection__connect)
+    assert "await transceiver.sender.send(self.__localRtp(transceiver))" in connect
+    assert "self.__started" in _source(RTCRtpSender.stop)
+    assert "self._rtp_router.register_sender(sender, ssrc=sender._ssrc)" in _source(
+        RTCDtlsTransport._register_rtp_sender
+    )
+    assert "add_recipient(self.senders.get(packet.media_ssrc))" in _source(RtpRouter.route_rtcp)
+
+    sender = transceiver.sender
+    seen = []
+
+    async def on_rtcp(packet):
+        seen.append(packet)
+
+    aiortc_hooks.take_over_sender(sender, on_send=seen.append, on_rtcp=on_rtcp)
+    await sender._handle_rtcp_packet("rtcp")
+    assert seen == ["rtcp"]
+    await sender.stop()  # never started: must not wait for tasks that do not exist
+
+
+def test_sender_signals_keyframe_requests_through_send_keyframe(transceiver):
+    assert "self._send_keyframe()" in _source(RTCRtpSender._handle_rtcp_packet)
+    called = []
+    aiortc_hooks.on_keyframe_request(transceiver.sender, lambda: called.append(True))
+    transceiver.sender._send_keyframe()
+    assert called == [True]
+
+
+def test_transport_exposes_its_srtp_session_and_ice_connection(transceiver):
+    transport = transceiver.sender.transport
+    assert transport._tx_srtp is None  # set by _setup_srtp after the handshake
+    assert "self._tx_srtp = Session(tx_policy)" in _source(RTCDtlsTransport._setup_srtp)
+    assert "tx_policy.allow_repeat_tx = True" in _source(RTCDtlsTransport._setup_srtp)
+    connection = transport.transport._connection
+    assert connection._nominated == {}
+    import aioice.ice
+
+    assert "active_pair.protocol.send_data(data, active_pair.remote_addr)" in _source(
+        aioice.ice.Connection.sendto
+    )
+    assert "self.transport.sendto(data, addr)" in _source(aioice.ice.StunProtocol.send_data)
+    with pytest.raises(ConnectionError):
+        aiortc_hooks.srtp_protector(transport)
+    with pytest.raises(ConnectionError):
+        aiortc_hooks.selected_datagram_path(transport)
+
+
+def test_payloaders_make_rtp_payloads_from_whole_frames():
+    vp8 = aiortc_hooks.packetize_vp8(b"\x10" + bytes(3000), picture_id=5)
+    assert len(vp8) == 3 and all(len(p) <= 1300 for p in vp8)
+    assert vp8[0][0] & 0x10 and not vp8[1][0] & 0x10  # S bit on the first packet only
+    assert _source(Vp8Encoder._packetize)
+    h264 = aiortc_hooks.packetize_h264(
+        b"\x00\x00\x00\x01\x67\x42\x00\x1f\x00\x00\x00\x01\x68\xce\x00\x00\x00\x01\x65" + bytes(3000)
+    )
+    assert h264[0][0] & 0x1F == 24  # SPS+PPS in one STAP-A
+    assert all(p[0] & 0x1F == 28 for p in h264[1:])  # the IDR in FU-As
+    assert _source(H264Encoder._split_bitstream)
+
+
+def _rtp(sequence_number: int, timestamp: int, marker: int = 0, data: bytes = b"x"):
+    from aiortc.rtp import RtpPacket
+
+    packet = RtpPacket(sequence_number=sequence_number, timestamp=timestamp, marker=marker)
+    packet._data = data  # what the receiver sets after depayloading
+    return packet
+
+
+def test_jitter_buffer_delegates_frame_assembly_to_remove_frame():
+    assert "self._remove_frame(packet.sequence_number)" in _source(JitterBuffer.add)
+    assert {"_origin", "_packets", "_capacity"} <= set(vars(JitterBuffer(capacity=16)))
+
+
+def test_marker_jitter_buffer_releases_a_frame_at_its_marker_bit():
+    buffer = aiortc_hooks.MarkerJitterBuffer(capacity=16, is_video=True)
+
+    assert buffer.add(_rtp(10, 3000, data=b"a")) == (False, None)
+    _, frame = buffer.add(_rtp(11, 3000, marker=1, data=b"b"))
+    assert (frame.data, frame.timestamp) == (b"ab", 3000)
+
+    # a hole holds the frame back until the missing packet comes
+    assert buffer.add(_rtp(13, 6000, marker=1, data=b"d")) == (False, None)
+    _, frame = buffer.add(_rtp(12, 6000, data=b"c"))
+    assert frame.data == b"cd"
+
+
+def test_marker_jitter_buffer_falls_back_to_aiortcs_rule_without_markers():
+    buffer = aiortc_hooks.MarkerJitterBuffer(capacity=16, is_video=True)
+    buffer.add(_rtp(1, 100, data=b"a"))
+    buffer.add(_rtp(2, 100, data=b"b"))
+
+    _, frame = buffer.add(_rtp(3, 200, data=b"c"))
+
+    assert (frame.data, frame.timestamp) == (b"ab", 100)
+
+
+def test_audio_pass_through_releases_every_packet_and_drops_late_ones():
+    audio = aiortc_hooks.AudioPassThrough()
+    assert "self.__jitter_buffer.add(packet)" in _source(RTCRtpReceiver._handle_rtp_packet)
+
+    assert audio.add(_rtp(65535, 960, data=b"a"))[1].data == b"a"
+    assert audio.add(_rtp(1, 2880, data=b"c"))[1].data == b"c"  # 0 lost: not waited for
+    assert audio.add(_rtp(0, 1920, data=b"b")) == (False, None)  # late
+    assert audio.add(_rtp(1, 2880, data=b"c")) == (False, None)  # repeated

@@ -1,0 +1,94 @@
+"""Viewers start at a keyframe, quickly; keyframe requests reach the publisher coalesced."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from live.keyframes import KeyframeRequester, is_h264_keyframe, is_vp8_keyframe
+
+
+async def test_late_viewer_sees_a_keyframe_within_a_second(hub, publisher, viewer):
+    source = publisher()
+    await source.publish(hub, 1)
+    early = viewer()
+    await early.join(hub, 1)
+    await early.frames(60)  # two seconds in: the publisher sends no keyframe unasked
+
+    late = viewer()
+    asked = time.monotonic()
+    await late.join(hub, 1)
+    await late.frames(1, timeout=1.0)
+
+    assert time.monotonic() - asked < 1.0
+    # the first picture the late viewer decodes is the live one, not a stale one
+    assert late.counters[0] >= early.counters[-1] - 15
+
+
+async def test_late_viewer_needs_no_new_keyframe_right_after_one(make_hub, publisher, viewer):
+    hub = make_hub(replay_window=10.0)  # any keyframe still in the history will do
+    await publisher().publish(hub, 1)
+    first = viewer()
+    await first.join(hub, 1)
+    await first.frames(10)
+    plis = hub.stats()["plis_sent_total"]
+
+    second = viewer()
+    await second.join(hub, 1)
+    await second.frames(5)
+
+    assert hub.stats()["plis_sent_total"] == plis
+    assert second.counters[0] <= first.counters[0] + 10  # replayed from the keyframe
+
+
+async def test_viewers_joining_together_cost_the_publisher_at_most_one_pli(
+    make_hub, publisher, viewer
+):
+    hub = make_hub(replay_window=0.0, keyframe_interval=5.0)
+    await publisher().publish(hub, 1)
+    first = viewer()
+    await first.join(hub, 1)
+    await first.frames(30)
+    plis = hub.stats()["plis_sent_total"]
+
+    crowd = [viewer() for _ in range(4)]
+    await asyncio.gather(*(w.join(hub, 1) for w in crowd))
+    await asyncio.gather(*(w.frames(3) for w in crowd))
+
+    # (aiortc's publisher also sends keyframes of its own when REMB changes its bitrate)
+    assert hub.stats()["plis_sent_total"] <= plis + 1
+    assert hub.stats()["keyframe_requests_total"] >= 4
+
+
+async def test_keyframe_requests_are_rate_limited_and_retried():
+    now = [0.0]
+    sent = []
+    requester = KeyframeRequester(
+        lambda: sent.append(now[0]), min_interval=0.5, retry_after=1.0, clock=lambda: now[0]
+    )
+
+    requester.request()  # sent at once
+    requester.request()  # the keyframe asked for will serve this one too
+    requester.keyframe_seen()
+    now[0] = 0.2
+    requester.request()  # too soon after the last PLI: scheduled for t=0.5
+    requester.request()  # already scheduled
+    await asyncio.sleep(0.35)  # the timer runs on the real loop clock
+    assert sent == [0.0, 0.2]  # one PLI for three requests after the first
+
+    now[0] = 0.5
+    requester.request()  # a PLI is out and unanswered for 0.3 s: wait for its keyframe
+    now[0] = 1.3
+    requester.request()  # unanswered for 1.1 s: ask again
+    requester.close()
+
+    assert sent == [0.0, 0.2, 1.3]
+    assert requester.requests == 6
+
+
+def test_keyframes_are_recognised_in_vp8_and_h264_frames():
+    assert is_vp8_keyframe(b"\x10\x02\x00\x9d\x01\x2a")
+    assert not is_vp8_keyframe(b"\x31\x02\x00")
+    assert is_h264_keyframe(b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x68\x00\x00\x01\x65\x88")
+    assert is_h264_keyframe(b"\x00\x00\x01\x65\x88")
+    assert not is_h264_keyframe(b"\x00\x00\x00\x01\x41\x9a")

@@ -1,0 +1,218 @@
+"""WHIP ingest and WHEP playback routes (RFC 9725 and the WHEP draft) over live.LiveHub.
+
+The hub knows nothing of HTTP, users or the database: this module authorises the
+host, checks the show exists, records status changes in the database and tells the
+show room (`show_status`) when the hub reports a show starting or ending.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote
+
+from aiohttp import web
+from aiortc import RTCIceServer
+
+from live.errors import BadOffer, LiveError, PublisherExists, ShowNotLive, UnknownSession
+from live.hub import LiveHub, ShowEnded, ShowStarted
+from orders import shows
+from orders.models import ShowStatus
+from web.appkeys import DB, EVENTS, REDIS, SETTINGS
+from web.auth import require_user
+from web.errors import EXTRA, json_error, json_response
+from web.media_origin import ShowOrigins, was_forwarded
+from web.metrics import register_stats
+from web.turn import IceServer, ice_servers_for
+from web.validation import int_param
+
+log = logging.getLogger(__name__)
+
+HUB = web.AppKey("live_hub", LiveHub)
+ORIGINS = web.AppKey("show_origins", ShowOrigins)
+SDP = "application/sdp"
+MAX_SDP_BYTES = 64 * 1024
+
+EXTRA.update(
+    {
+        BadOffer: (400, "bad_offer"),
+        PublisherExists: (409, "publisher_exists"),
+        ShowNotLive: (409, "show_not_live"),
+        UnknownSession: (404, "unknown_session"),
+        LiveError: (400, "live_error"),
+    }
+)
+
+
+def parse_ice_server(url: str) -> RTCIceServer:
+    """`stun:host:port` or `turn:user:secret@host:port?transport=udp` → RTCIceServer."""
+    scheme, _, rest = url.partition(":")
+    if "@" in rest:
+        creds, _, address = rest.rpartition("@")
+        username, _, credential = creds.partition(":")
+        return RTCIceServer(f"{scheme}:{address}", username=unquote(username), credential=unquote(credential))
+    return RTCIceServer(url)
+
+
+async def _read_offer(request: web.Request) -> str:
+    if request.content_type != SDP:
+        raise BadOffer(f"send the offer as {SDP}")
+    if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=request.content_length)
+    raw = await request.content.read(MAX_SDP_BYTES + 1)
+    if len(raw) > MAX_SDP_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=len(raw))
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadOffer("the offer is not UTF-8 text") from None
+
+
+def ice_servers(request: web.Request, label: str) -> list[IceServer]:
+    settings = request.app[SETTINGS]
+    stun = tuple(u for u in settings.ice_servers if u.startswith("stun"))
+    return ice_servers_for(
+        label, stun_urls=stun, turn_urls=settings.turn_urls, turn_secret=settings.turn_secret,
+        turn_ttl=settings.turn_ttl,
+    )
+
+
+def _answer(request: web.Request, session, resource: str) -> web.Response:
+    response = web.Response(
+        status=201,
+        body=session.answer_sdp.encode(),
+        content_type=SDP,
+        headers={"Location": resource, "ETag": f'"{session.id}"'},
+    )
+    for server in ice_servers(request, session.id):
+        for value in server.link_headers():
+            response.headers.add("Link", value)
+    return response
+
+
+async def ice_servers_json(request: web.Request) -> web.Response:
+    """ICE servers for the pages' RTCPeerConnection, TURN credentials minted per call."""
+    return json_response({"ice_servers": [s.as_json() for s in ice_servers(request, secrets.token_hex(6))]})
+
+
+async def _origin_elsewhere(request: web.Request, show_id: int) -> str | None:
+    if was_forwarded(request) or request.app[HUB].is_live(show_id):
+        return None
+    return await request.app[ORIGINS].elsewhere(show_id)
+
+
+async def whip_publish(request: web.Request) -> web.Response:
+    show_id = int_param(request, "show_id")
+    user = await require_user(request)
+    async with request.app[DB].session() as session:
+        show = await shows.get_show(session, show_id)
+        shows.require_host(user, show)
+    offer = await _read_offer(request)
+    if origin := await _origin_elsewhere(request, show_id):
+        return await request.app[ORIGINS].forward(request, origin, offer.encode())
+    live = await request.app[HUB].publish(show_id, offer)
+    log.info("show %s: %s publishing (session %s)", show_id, user.id, live.id)
+    return _answer(request, live, f"/whip/{show_id}/{live.id}")
+
+
+async def whip_stop(request: web.Request) -> web.Response:
+    show_id = int_param(request, "show_id")
+    user = await require_user(request)
+    async with request.app[DB].session() as session:
+        shows.require_host(user, await shows.get_show(session, show_id))
+    if origin := await _origin_elsewhere(request, show_id):
+        return await request.app[ORIGINS].forward(request, origin, None)
+    await request.app[HUB].stop(show_id, request.match_info["session_id"])
+    return web.Response(status=200)
+
+
+async def whep_play(request: web.Request) -> web.Response:
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].session() as session:
+        await shows.get_show(session, show_id)  # 404 for an unknown show
+    offer = await _read_offer(request)
+    if origin := await _origin_elsewhere(request, show_id):
+        return await request.app[ORIGINS].forward(request, origin, offer.encode())
+    live = await request.app[HUB].play(show_id, offer)
+    return _answer(request, live, f"/whep/{show_id}/{live.id}")
+
+
+async def whep_stop(request: web.Request) -> web.Response:
+    # The session id is an unguessable capability handed to the viewer in Location.
+    show_id = int_param(request, "show_id")
+    if origin := await _origin_elsewhere(request, show_id):
+        return await request.app[ORIGINS].forward(request, origin, None)
+    await request.app[HUB].stop(show_id, request.match_info["session_id"])
+    return web.Response(status=200)
+
+
+async def trickle_not_supported(request: web.Request) -> web.Response:
+    response = json_error(405, "method_not_allowed", "trickle ICE is not supported: send all candidates in the offer")
+    response.headers["Allow"] = "DELETE"
+    return response
+
+
+async def recording(request: web.Request) -> web.StreamResponse:
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].session() as session:
+        show = await shows.get_show(session, show_id)
+    if show.status is not ShowStatus.ended or not show.recording_path:
+        return json_error(404, "no_recording", "this show has no recording yet")
+    path = Path(show.recording_path)
+    if not path.is_file():
+        return json_error(404, "no_recording", "the recording file is missing")
+    response = web.FileResponse(path)
+    response.content_type = "video/webm" if path.suffix == ".webm" else "video/x-matroska"
+    return response
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/whip/{show_id}", whip_publish)
+    app.router.add_delete("/whip/{show_id}/{session_id}", whip_stop)
+    app.router.add_patch("/whip/{show_id}/{session_id}", trickle_not_supported)
+    app.router.add_post("/whep/{show_id}", whep_play)
+    app.router.add_delete("/whep/{show_id}/{session_id}", whep_stop)
+    app.router.add_patch("/whep/{show_id}/{session_id}", trickle_not_supported)
+    app.router.add_get("/recordings/{show_id}", recording)
+    app.router.add_get("/api/ice-servers", ice_servers_json)
+    app.cleanup_ctx.append(_hub)
+
+
+async def _hub(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+
+    async def on_event(event: ShowStarted | ShowEnded) -> None:
+        # Runs on the hub's task: a failure here must not take the relay down.
+        try:
+            async with app[DB].transaction() as session:
+                if isinstance(event, ShowStarted):
+                    await shows.mark_live(session, event.show_id, event.started_at, event.recording_path)
+                    status = "live"
+                else:
+                    await shows.mark_ended(session, event.show_id, event.ended_at)
+                    status = "ended"
+            if status == "live":
+                await app[ORIGINS].claim(event.show_id)
+            else:
+                await app[ORIGINS].release(event.show_id)
+            await app[EVENTS].to_show(event.show_id, "show_status", {"status": status})
+        except Exception:
+            log.exception("show %s: could not record %s", event.show_id, type(event).__name__)
+
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    hub = LiveHub(
+        ice_servers=[parse_ice_server(u) for u in settings.ice_servers],
+        recordings_dir=settings.recordings_dir.resolve(),
+        on_event=on_event,
+    )
+    app[HUB] = hub
+    app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url)
+    register_stats("livemall_relay", hub.stats)
+    yield
+    await hub.close()
+    await app[ORIGINS].close()
+
+
+__all__ = ["HUB", "parse_ice_server", "setup"]

@@ -1,0 +1,102 @@
+"""Which node holds a show's media, and forwarding WHIP/WHEP requests to it.
+
+nginx already sends every WHIP/WHEP request of a show to one node by hashing the show
+id, but the node set can change under a live show (a node restarts, one is drained).
+The node that takes a publisher records itself in Redis as the show's origin; a node
+asked about a show live elsewhere forwards the request there instead of answering
+409. The media itself (UDP) then flows between the viewer and the origin directly,
+since the SDP answer carries the origin's ICE candidates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+log = logging.getLogger(__name__)
+
+FORWARDED = "X-Livemall-Forwarded"
+TTL = 30  # seconds; refreshed every TTL/3 while the show is live here
+_PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
+_RETURNED_HEADERS = ("Content-Type", "Location", "ETag", "Retry-After")
+
+
+def _key(show_id: int) -> str:
+    return f"livemall:show:{show_id}:origin"
+
+
+class ShowOrigins:
+    """Origin registry in Redis; a no-op when the node runs alone (no Redis or no node URL)."""
+
+    def __init__(self, redis: aioredis.Redis | None, node_url: str) -> None:
+        self.redis = redis if node_url else None
+        self.node_url = node_url
+        self._refreshers: dict[int, asyncio.Task] = {}
+        self._http: aiohttp.ClientSession | None = None
+
+    async def claim(self, show_id: int) -> None:
+        if self.redis is None:
+            return
+        await self.redis.set(_key(show_id), self.node_url, ex=TTL)
+        self._refreshers[show_id] = asyncio.create_task(self._refresh(show_id))
+
+    async def release(self, show_id: int) -> None:
+        task = self._refreshers.pop(show_id, None)
+        if task is not None:
+            task.cancel()
+        if self.redis is None:
+            return
+        # Delete only our own claim: another node may have taken the show over since.
+        key = _key(show_id)
+        if await self.redis.get(key) == self.node_url.encode():
+            await self.redis.delete(key)
+
+    async def elsewhere(self, show_id: int) -> str | None:
+        """The origin URL of a show live on another node, if any."""
+        if self.redis is None:
+            return None
+        try:
+            value = await self.redis.get(_key(show_id))
+        except aioredis.RedisError:
+            return None  # Redis down: answer locally rather than fail the request
+        origin = value.decode() if value else None
+        return origin if origin and origin != self.node_url else None
+
+    async def _refresh(self, show_id: int) -> None:
+        while True:
+            await asyncio.sleep(TTL / 3)
+            with contextlib.suppress(aioredis.RedisError):
+                await self.redis.set(_key(show_id), self.node_url, ex=TTL)
+
+    async def forward(self, request: web.Request, origin: str, body: bytes | None) -> web.Response:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
+        headers[FORWARDED] = "1"
+        async with self._http.request(request.method, origin + request.path, data=body, headers=headers) as r:
+            payload = await r.read()
+            response = web.Response(status=r.status, body=payload)
+            for name in _RETURNED_HEADERS:
+                if name in r.headers:
+                    response.headers[name] = r.headers[name]
+            for value in r.headers.getall("Link", []):
+                response.headers.add("Link", value)
+            return response
+
+    async def close(self) -> None:
+        for task in self._refreshers.values():
+            task.cancel()
+        for show_id in list(self._refreshers):
+            with contextlib.suppress(Exception):
+                await self.release(show_id)
+        if self._http is not None:
+            await self._http.close()
+
+
+def was_forwarded(request: web.Request) -> bool:
+    return request.headers.get(FORWARDED) == "1"
