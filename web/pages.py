@@ -1,0 +1,557 @@
+"""HTML pages: schedule, watch, studio, co-view, admin, sign-in and registration.
+
+Pages are jinja2 templates (autoescape on) plus small ES modules from `web/static`
+(no build step). Texts come from gettext catalogs in `web/i18n/<locale>/LC_MESSAGES/
+messages.po`, read with Babel at start-up and compiled in memory, so there is no
+compiled `.mo` to keep in step with its `.po`.
+
+The signed-in user is the one of the `livemall_session` cookie. The browser sends that
+cookie with the Socket.IO handshake and with API calls, so most pages need no token in
+JavaScript. WHIP needs `Authorization: Bearer`, and the cookie is HttpOnly: the studio
+handler renders the cookie's (already verified) token into the signed-in host's own
+studio page, served `Cache-Control: no-store`. One source of truth (the cookie), so a
+new tab or a reload needs no sessionStorage.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+from babel import Locale
+from babel.dates import format_datetime
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency, get_currency_precision
+from babel.support import Translations
+from sqlalchemy import func, select
+
+from orders import catalog, shows
+from orders.errors import NotFound, Unauthorized
+from orders.models import (
+    BrokerCredit,
+    Committee,
+    CoviewRoom,
+    Exhibition,
+    ExhibitionProduct,
+    Order,
+    PackageItem,
+    Product,
+    ProductKind,
+    Quote,
+    Role,
+    Show,
+    ShowStatus,
+    Supplier,
+    User,
+)
+from rooms.coview import find_room, room_public
+from rooms.stage import pins_of, product_event, segment_event
+from web.api_coview import invite_url
+from web.appkeys import DB
+from web.auth import optional_user, request_token
+
+HERE = Path(__file__).parent
+TEMPLATES = HERE / "templates"
+STATIC = HERE / "static"
+I18N = HERE / "i18n"
+LOCALES = ("en", "ko")
+DEFAULT_LOCALE = "en"
+LANG_COOKIE = "livemall_lang"
+INCOTERMS = ("EXW", "FOB", "CIF", "DAP", "DDP")  # the ones POST /api/quotes accepts
+ADMIN_ROWS = 200  # rows per admin list: a page, not an export
+
+ENVIRONMENTS = web.AppKey("page_environments", dict)  # locale -> jinja2.Environment
+
+# Browsers get scripts, styles and media only from this origin; the page data is
+# JSON in a non-executed <script type="application/json">, so no inline script runs.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'; form-action 'self'"
+)
+
+
+def N_(message: str) -> str:
+    """Marks a message for extraction (pybabel); it is translated when a page renders."""
+    return message
+
+
+# (kind sent in `react`, what the button shows, its accessible label)
+REACTIONS = (("heart", "❤️", N_("Love it")), ("clap", "👏", N_("Applause")),
+             ("fire", "🔥", N_("Hot deal")), ("wow", "😮", N_("Wow")))
+
+
+# Messages the JavaScript modules show, by key: rendered into each page, translated.
+JS_MESSAGES: dict[str, str] = {
+    "left": N_("{n} left"),
+    "sold_out": N_("Sold out"),
+    "buy": N_("Buy"),
+    "confirm_buy": N_("Buy {quantity} × {name} for {total}?"),
+    "confirm": N_("Confirm"),
+    "cancel": N_("Cancel"),
+    "ordering": N_("Placing your order…"),
+    "order_status": N_("Order #{id}: {status}"),
+    "status_pending": N_("confirmed, awaiting payment"),
+    "status_paid": N_("paid"),
+    "status_shipped": N_("shipped"),
+    "status_delivered": N_("delivered"),
+    "status_cancelled": N_("cancelled"),
+    "status_expired": N_("expired"),
+    "status_refunded": N_("refunded"),
+    "quote_sent": N_("Quote request #{id} sent"),
+    "quote_answered": N_("Quote #{id}: {price} per unit"),
+    "sign_in_to_buy": N_("Sign in to buy"),
+    "sign_in_to_chat": N_("Sign in to chat"),
+    "try_again": N_("Something went wrong. Try again."),
+    "network_error": N_("Network error: check your connection and try again."),
+    "live": N_("Live"),
+    "badge_ended": N_("Ended"),
+    "badge_scheduled": N_("Scheduled"),
+    "ended": N_("This show has ended."),
+    "scheduled": N_("This show has not started yet."),
+    "tap_for_sound": N_("Tap for sound"),
+    "connecting": N_("Connecting…"),
+    "video_failed": N_("The video could not start. Reload to try again."),
+    "viewers": N_("{n} watching"),
+    "muted": N_("You are muted for {n} seconds."),
+    "slow_mode": N_("Slow mode: wait {n} seconds."),
+    "rate_limited": N_("Too many messages: wait {n} seconds."),
+    "slow_mode_on": N_("Slow mode: one message every {n} seconds"),
+    "asked": N_("Your question was sent to the host."),
+    "answered": N_("Answered"),
+    "via_coview": N_("via co-view"),
+    "delete": N_("Delete"),
+    "mute": N_("Mute 5 min"),
+    "answer": N_("Mark answered"),
+    "pin": N_("Pin"),
+    "unpin": N_("Unpin"),
+    "pinned": N_("Pinned"),
+    "go_live": N_("Go live"),
+    "end_show": N_("End show"),
+    "going_live": N_("Going live…"),
+    "on_air": N_("On air"),
+    "off_air": N_("Off air"),
+    "publisher_exists": N_("This show is already being published from somewhere else."),
+    "camera_failed": N_("No camera or microphone: allow access and reload."),
+    "sold": N_("{quantity} × {name} sold"),
+    "copied": N_("Copied"),
+    "private": N_("Private"),
+    "credited": N_("Order #{id}: {quantity} × {name}, {total}"),
+    "field_invalid": N_("Check this field."),
+    "wrong_password": N_("Wrong e-mail or password."),
+    "email_taken": N_("An account with this e-mail already exists."),
+    "invalid_email": N_("Enter a valid e-mail address."),
+    "invalid_password": N_("Use 8 to 128 characters."),
+    "invalid_name": N_("Enter a name of up to 100 characters."),
+    "invalid_country": N_("Two letters, e.g. KR."),
+    "invalid_quantity": N_("Enter a quantity the seller can supply."),
+    "show_not_live": N_("The show is not live."),
+    "forbidden": N_("You may not do this."),
+    "coview_started": N_("Co-view room created"),
+    "unknown_product": N_("Product"),
+}
+
+
+# --- catalogs and environments ------------------------------------------------------
+
+def load_translations(locale: str) -> Translations:
+    """The locale's catalog: its .po read with Babel and compiled in memory."""
+    path = I18N / locale / "LC_MESSAGES" / "messages.po"
+    with path.open("rb") as handle:
+        po = read_po(handle, locale=locale)
+    buffer = io.BytesIO()
+    # Fuzzy entries are left out, as msgfmt does: a guess is not a translation.
+    write_mo(buffer, po, use_fuzzy=False)
+    buffer.seek(0)
+    return Translations(buffer)
+
+
+def money_parts(minor: int, currency: str) -> float:
+    """Minor units → amount, with the currency's own fraction digits (KRW 0, USD 2)."""
+    return minor / 10 ** get_currency_precision(currency)
+
+
+def make_environment(locale: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=True,  # everything a user typed is escaped: no |safe on user data
+        extensions=["jinja2.ext.i18n"],
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    translations = load_translations(locale)
+    # newstyle: `_("Hi %(name)s", name=x)` escapes `x` and formats after translating.
+    env.install_gettext_translations(translations, newstyle=True)  # type: ignore[attr-defined]
+    env.globals["locale"] = locale
+    # tojson escapes < > & ' for HTML; keeping non-ASCII as is keeps the pages readable.
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
+    env.globals["js_messages"] = {key: translations.gettext(text) for key, text in JS_MESSAGES.items()}
+    env.globals["reactions"] = REACTIONS
+    env.globals["incoterms"] = INCOTERMS
+    env.filters["money"] = lambda minor, currency: format_currency(
+        money_parts(minor, currency), currency, locale=locale
+    )
+    # The server writes UTC; the page's script rewrites <time> in the viewer's zone.
+    env.filters["utc"] = lambda value: format_datetime(value, "medium", tzinfo=timezone.utc, locale=locale) + " UTC"
+    env.filters["iso"] = lambda value: value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    env.filters["committee_name"] = lambda c: c.name_ko if locale == "ko" else c.name_en
+    env.filters["language_name"] = lambda code: Locale.parse(code).get_display_name(code)
+    return env
+
+
+# --- request helpers ----------------------------------------------------------------
+
+def choose_locale(request: web.Request) -> str:
+    """The cookie's language if set, else the best of Accept-Language, else English."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen in LOCALES:
+        return chosen
+    return negotiate(request.headers.get("Accept-Language", ""))
+
+
+def negotiate(header: str) -> str:
+    ranked: list[tuple[float, int, str]] = []
+    for index, part in enumerate(header.split(",")[:20]):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        match = re.search(r"q=([^;,\s]*)", params)
+        if match:
+            try:
+                quality = float(match.group(1))
+            except ValueError:
+                quality = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        if primary in LOCALES and quality > 0:
+            ranked.append((-quality, index, primary))
+    return sorted(ranked)[0][2] if ranked else DEFAULT_LOCALE
+
+
+def safe_next(target: str | None) -> str:
+    """A local path to go back to; anything else (other hosts, `//x`, `\\x`) is `/`."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")) or len(target) > 2000:
+        return "/"
+    if any(ord(ch) < 32 for ch in target):
+        return "/"
+    return target
+
+
+async def page_user(request: web.Request) -> User | None:
+    """The signed-in user, or None: an expired or forged cookie means signed out here
+    (the JSON API says 401; a page just asks the visitor to sign in again)."""
+    try:
+        return await optional_user(request)
+    except Unauthorized:
+        return None
+
+
+def to_login(request: web.Request) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='/')}")
+
+
+def user_public(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.name, "role": user.role.value}
+
+
+def render(
+    request: web.Request,
+    template: str,
+    *,
+    user: User | None,
+    data: dict[str, Any] | None = None,
+    status: int = 200,
+    token: bool = False,
+    **context: Any,
+) -> web.Response:
+    locale = choose_locale(request)
+    env: jinja2.Environment = request.app[ENVIRONMENTS][locale]
+    page_data: dict[str, Any] = {"locale": locale, "user": user_public(user), **(data or {})}
+    if token and user is not None:
+        page_data["token"] = request_token(request)
+    html = env.get_template(template).render(
+        user=user, page_data=page_data, path=request.path_qs, request_path=request.path, **context
+    )
+    response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Vary"] = "Cookie, Accept-Language"
+    # Pages carry the signed-in user's name (and on some, their token): never cached.
+    response.headers["Cache-Control"] = "no-store" if user is not None else "no-cache"
+    return response
+
+
+def not_found(request: web.Request, user: User | None, message: str) -> web.Response:
+    return render(request, "error.html", user=user, status=404, message=message)
+
+
+def _id(request: web.Request, name: str) -> int | None:
+    raw = request.match_info[name]
+    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+
+
+# --- pages --------------------------------------------------------------------------
+
+async def schedule(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    async with request.app[DB].session() as session:
+        rows = await shows.list_shows(session)
+    groups = {
+        "live": [s for s in rows if s.status is ShowStatus.live],
+        "upcoming": [s for s in rows if s.status is ShowStatus.scheduled],
+        "past": sorted((s for s in rows if s.status is ShowStatus.ended),
+                       key=lambda s: s.ended_at or s.scheduled_at, reverse=True),
+    }
+    return render(request, "schedule.html", user=user, groups=groups, can_host=shows.can_host)
+
+
+async def _product_cards(session, show: Show, product_ids: list[int], at: datetime) -> dict[int, dict[str, Any]]:
+    """Products as the show's viewers see them (the exhibition price when one is in force)."""
+    cards: dict[int, dict[str, Any]] = {}
+    for product_id in product_ids:
+        if product_id in cards:
+            continue
+        product = await session.get(Product, product_id)
+        if product is not None:
+            cards[product_id] = await product_event(session, show, product, at)
+    return cards
+
+
+async def _show_context(session, show: Show) -> dict[str, Any]:
+    """What the watch and co-view pages render before the socket connects."""
+    now = datetime.now(timezone.utc)
+    segment = shows.current_segment(show)
+    pins: list[dict[str, Any]] = []
+    recording = None
+    if show.status is ShowStatus.ended and show.recording_path:
+        recording = f"/recordings/{show.id}"
+        pins = [p for p in await pins_of(session, show.id) if p["offset_ms"] is not None]
+        started = show.started_at
+        for pin in pins:
+            # The replay needs when each pin went off screen, on the same clock as offset_ms.
+            unpinned = pin.get("unpinned_at")
+            pin["until_ms"] = (
+                int((datetime.fromisoformat(unpinned) - started).total_seconds() * 1000)
+                if unpinned and started else None
+            )
+    product_ids = [p["product_id"] for p in pins]
+    if show.pinned_product_id:
+        product_ids.append(show.pinned_product_id)
+    cards = await _product_cards(session, show, product_ids, now)
+    return {
+        "show": show,
+        "segment": segment,
+        "pin": cards.get(show.pinned_product_id) if show.pinned_product_id else None,
+        "data": {
+            "show_id": show.id,
+            "status": show.status.value,
+            "started_at": show.started_at.isoformat() if show.started_at else None,
+            "segment": segment_event(segment) if segment else None,
+            "pin": cards.get(show.pinned_product_id) if show.pinned_product_id else None,
+            "recording": recording,
+            "pins": pins,
+            "products": {str(k): v for k, v in cards.items()},
+        },
+    }
+
+
+async def watch(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    show_id = _id(request, "show_id")
+    async with request.app[DB].session() as session:
+        try:
+            show = await shows.get_show(session, show_id if show_id is not None else -1)
+        except NotFound:
+            return not_found(request, user, "show")
+        context = await _show_context(session, show)
+    data = context.pop("data")
+    return render(request, "watch.html", user=user, data=data, coview=None, **context)
+
+
+async def coview(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    if user is None:
+        raise to_login(request)
+    code = request.match_info["code"]
+    now = datetime.now(timezone.utc)
+    async with request.app[DB].session() as session:
+        try:
+            room = await find_room(session, code, now)
+        except NotFound as exc:  # includes an expired invitation
+            return render(request, "error.html", user=user, status=404,
+                          message="coview_expired" if exc.code == "coview_expired" else "coview")
+        show = await shows.get_show(session, room.show_id)
+        context = await _show_context(session, show)
+        room_info = await room_public(session, room, invite_url(request, room.code))
+        credited = await _credited_orders(session, room, user) if user.id == room.owner_id else None
+    data = context.pop("data")
+    data["coview"] = {**room_info, "is_owner": user.id == room.owner_id}
+    return render(request, "watch.html", user=user, data=data, coview=room_info,
+                  is_owner=user.id == room.owner_id, credited=credited, **context)
+
+
+async def _credited_orders(session, room: CoviewRoom, owner: User) -> list[dict[str, Any]]:
+    """Orders placed from this room and credited to its owner as broker."""
+    rows = await session.execute(
+        select(Order, Product.name)
+        .join(Product, Product.id == Order.product_id)
+        .where(Order.coview_id == room.id, Order.broker_id == owner.id)
+        .order_by(Order.id.desc())
+        .limit(ADMIN_ROWS)
+    )
+    return [
+        {"id": o.id, "name": name, "quantity": o.quantity, "total": o.total, "currency": o.currency,
+         "status": o.status.value}
+        for o, name in rows.all()
+    ]
+
+
+async def studio(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    show_id = _id(request, "show_id")
+    if user is None:
+        raise to_login(request)
+    async with request.app[DB].session() as session:
+        try:
+            show = await shows.get_show(session, show_id if show_id is not None else -1)
+        except NotFound:
+            return not_found(request, user, "show")
+        if not shows.can_host(user, show):
+            raise to_login(request)
+        now = datetime.now(timezone.utc)
+        lineup_ids = [sp.product_id for seg in show.segments for sp in seg.products]
+        cards = await _product_cards(session, show, lineup_ids, now)
+        lineup = [
+            {"segment": seg, "products": [cards[sp.product_id] for sp in seg.products if sp.product_id in cards]}
+            for seg in show.segments
+        ]
+        segment = shows.current_segment(show)
+        data = {
+            "show_id": show.id,
+            "status": show.status.value,
+            "segment": segment_event(segment) if segment else None,
+            "pinned_product_id": show.pinned_product_id,
+            "slow_mode": show.slow_mode,
+            "products": {str(k): v for k, v in cards.items()},
+            "max_bitrate": 1_500_000,
+        }
+    return render(request, "studio.html", user=user, data=data, token=True, show=show, lineup=lineup,
+                  segment=segment, slow_modes=(0, 5, 10, 30, 60))
+
+
+async def admin(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    if user is None or user.role is not Role.admin:
+        raise to_login(request)
+    async with request.app[DB].session() as session:
+        overview = await admin_overview(session)
+    return render(request, "admin.html", user=user, **overview)
+
+
+async def admin_overview(session) -> dict[str, Any]:
+    """Read-only lists for the admin page (no write APIs exist for most of these yet)."""
+    committees = await catalog.list_committees(session)
+    suppliers = list(await session.scalars(select(Supplier).order_by(Supplier.id).limit(ADMIN_ROWS)))
+    products = await catalog.list_products(session)
+    package_ids = set(await session.scalars(select(PackageItem.package_id).distinct()))
+    packages = [(p, await catalog.package_items(session, p.id)) for p in products if p.id in package_ids]
+    exhibitions = list(await session.scalars(select(Exhibition).order_by(Exhibition.starts_at.desc()).limit(ADMIN_ROWS)))
+    exhibition_counts = dict((await session.execute(
+        select(ExhibitionProduct.exhibition_id, func.count()).group_by(ExhibitionProduct.exhibition_id)
+    )).all())
+    show_rows = await shows.list_shows(session)
+    users = list(await session.scalars(select(User).order_by(User.id).limit(ADMIN_ROWS)))
+    names = {u.id: u.name for u in users}
+    orders = (await session.execute(
+        select(Order, Product.name, User.name)
+        .join(Product, Product.id == Order.product_id)
+        .join(User, User.id == Order.buyer_id)
+        .order_by(Order.id.desc()).limit(ADMIN_ROWS)
+    )).all()
+    quotes = (await session.execute(
+        select(Quote, Product.name, User.name)
+        .join(Product, Product.id == Quote.product_id)
+        .join(User, User.id == Quote.buyer_id)
+        .order_by(Quote.id.desc()).limit(ADMIN_ROWS)
+    )).all()
+    # Reports: sales by committee and broker credit, from the same tables the report
+    # API reads; cancelled, expired and refunded orders are not sales.
+    not_sales = ("cancelled", "expired", "refunded")
+    by_committee = (await session.execute(
+        select(Committee, Order.currency, func.count(Order.id), func.sum(Order.total))
+        .join(Order, Order.committee_id == Committee.id)
+        .where(Order.status.not_in(not_sales))
+        .group_by(Committee.id, Order.currency)
+        .order_by(Committee.id)
+    )).all()
+    by_broker = (await session.execute(
+        select(User, BrokerCredit.currency, func.count(BrokerCredit.id), func.sum(BrokerCredit.amount))
+        .join(BrokerCredit, BrokerCredit.broker_id == User.id)
+        .group_by(User.id, BrokerCredit.currency)
+        .order_by(User.id)
+    )).all()
+    return {
+        "committees": committees,
+        "suppliers": suppliers,
+        "products": products,
+        "packages": packages,
+        "exhibitions": exhibitions,
+        "exhibition_counts": exhibition_counts,
+        "shows": show_rows,
+        "users": users,
+        "user_names": names,
+        "orders": orders,
+        "quotes": quotes,
+        "by_committee": by_committee,
+        "by_broker": by_broker,
+        "hosts": [u for u in users if u.role in (Role.host, Role.admin)],
+        "industrial": ProductKind.industrial,
+    }
+
+
+async def login_page(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    target = safe_next(request.query.get("next"))
+    return render(request, "login.html", user=user, data={"next": target}, next=target)
+
+
+async def register_page(request: web.Request) -> web.Response:
+    user = await page_user(request)
+    target = safe_next(request.query.get("next"))
+    return render(request, "register.html", user=user, data={"next": target}, next=target)
+
+
+async def switch_language(request: web.Request) -> web.Response:
+    """The language switch: remember the choice in a cookie, go back where one was."""
+    code = request.match_info["code"]
+    target = safe_next(request.query.get("next"))
+    response = web.HTTPSeeOther(target)
+    if code in LOCALES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", path="/",
+                            secure=request.secure)
+    raise response
+
+
+def setup(app: web.Application) -> None:
+    app[ENVIRONMENTS] = {locale: make_environment(locale) for locale in LOCALES}
+    app.router.add_get("/", schedule)
+    app.router.add_get("/shows/{show_id}", watch)
+    app.router.add_get("/studio/{show_id}", studio)
+    app.router.add_get("/coview/{code}", coview)
+    app.router.add_get("/admin", admin)
+    app.router.add_get("/login", login_page)
+    app.router.add_get("/register", register_page)
+    app.router.add_get("/lang/{code}", switch_language)
+    app.router.add_static("/static", STATIC, follow_symlinks=False)
+
+
+__all__ = ["setup", "choose_locale", "negotiate", "safe_next", "JS_MESSAGES", "LOCALES"]

@@ -1,0 +1,54 @@
+// Sign-in and registration forms: the API validates, its field errors show in place.
+import { $, api, clearErrors, page, showErrors, t } from './page.js';
+
+const next = page.next || '/';
+
+async function signIn(form, email, password) {
+  const reply = await api('POST', '/api/auth/login', { email, password });
+  if (reply.ok) {
+    window.location.assign(next);
+    return;
+  }
+  showErrors(form, reply.data, reply.status === 401 ? t('wrong_password') : undefined);
+}
+
+const loginForm = $('login-form');
+if (loginForm) {
+  loginForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(loginForm);
+    const button = loginForm.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await signIn(loginForm, loginForm.email.value, loginForm.password.value);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}
+
+const registerForm = $('register-form');
+if (registerForm) {
+  registerForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(registerForm);
+    const form = registerForm;
+    const body = {
+      name: form.name.value,
+      email: form.email.value,
+      password: form.password.value,
+      country: form.country.value.trim().toUpperCase(),
+      role: form.role.value,
+    };
+    if (form.city.value.trim()) body.city = form.city.value;
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      const reply = await api('POST', '/api/auth/register', body);
+      if (reply.ok) await signIn(form, body.email, body.password);
+      else showErrors(form, reply.data);
+    } finally {
+      button.disabled = false;
+    }
+  });
+}

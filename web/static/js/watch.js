@@ -1,0 +1,481 @@
+// The watch page (and the co-view page, which is the watch page plus a private room):
+// live video over WHEP or the recording, chat, reactions, the pinned product with live
+// stock and Buy / Request quote, the current segment, viewer count and Q&A.
+import { $, ackError, api, clearErrors, currentSegment, el, formatMoney, formatTime, newKey, page, showErrors, t } from './page.js';
+import { connectShow } from './realtime.js';
+import { play } from './webrtc.js';
+
+const signedIn = Boolean(page.user);
+const video = $('video');
+const view = {
+  status: page.status,
+  pin: null,
+  player: null,
+  starting: false,
+  attempt: null, // {key, product_id, quantity}: one purchase attempt, one Idempotency-Key
+  ordering: false,
+  lastOrderId: null,
+};
+
+// --- status and video -----------------------------------------------------------
+
+function note(text) {
+  $('player-note').textContent = text || '';
+}
+
+function setStatus(status) {
+  if (status === 'live' && view.status === 'scheduled') {
+    currentSegment(page.show_id).then((segment) => segment && showSegment(segment));
+  }
+  view.status = status;
+  $('watch').dataset.status = status;
+  const badge = $('status-badge');
+  badge.className = `badge ${status}`;
+  badge.textContent = status === 'live' ? t('live') : status === 'ended' ? t('badge_ended') : t('badge_scheduled');
+  if (page.recording) return;
+  if (status === 'live') startVideo();
+  if (status === 'ended') {
+    stopVideo();
+    note(t('ended'));
+    setBuyable();
+  }
+}
+
+async function startVideo() {
+  if (view.player || view.starting || page.recording) return;
+  view.starting = true;
+  note(t('connecting'));
+  try {
+    view.player = await play(page.show_id, video, (state) => {
+      if (state === 'failed' && view.status === 'live') {
+        stopVideo();
+        setTimeout(startVideo, 2000);
+      }
+    });
+    if (view.status !== 'live') {
+      stopVideo(); // the show ended while we were connecting
+      return;
+    }
+    note('');
+    $('unmute').hidden = !video.muted;
+  } catch (err) {
+    view.player = null;
+    if (view.status === 'live') note(err.status === 409 ? t('show_not_live') : t('video_failed'));
+  } finally {
+    view.starting = false;
+  }
+}
+
+function stopVideo() {
+  if (view.player) view.player.stop();
+  view.player = null;
+  video.srcObject = null;
+  $('unmute').hidden = true;
+}
+
+// Browsers only autoplay muted video: sound starts on the viewer's click.
+$('unmute').addEventListener('click', () => {
+  video.muted = false;
+  video.play().catch(() => {});
+  $('unmute').hidden = true;
+});
+window.addEventListener('pagehide', stopVideo);
+
+// --- the pinned product ---------------------------------------------------------
+
+const buyForm = $('buy-form');
+const quoteForm = $('quote-form');
+
+function showPin(product) {
+  const changed = (product && product.id) !== (view.pin && view.pin.id);
+  view.pin = product ? { ...product } : null;
+  $('pin-card').hidden = !product;
+  if (changed) {
+    cancelAttempt();
+    $('order-status').textContent = '';
+    $('quote-status').textContent = '';
+    clearErrors(buyForm);
+    clearErrors(quoteForm);
+  }
+  if (!product) return;
+  $('pin-name').textContent = product.name;
+  $('pin-price').textContent = formatMoney(product.price, product.currency);
+  const listPrice = $('pin-list-price');
+  listPrice.textContent =
+    product.list_price && product.list_price !== product.price ? formatMoney(product.list_price, product.currency) : '';
+  const industrial = product.kind === 'industrial';
+  buyForm.hidden = industrial || !signedIn;
+  quoteForm.hidden = !industrial || !signedIn;
+  const minimum = Math.max(1, product.moq || 1);
+  quoteForm.quantity.min = String(minimum);
+  if (changed) quoteForm.quantity.value = String(minimum);
+  setStock(product.stock);
+}
+
+function setStock(stock) {
+  if (!view.pin) return;
+  view.pin.stock = stock;
+  $('pin-stock').textContent = stock > 0 ? t('left', { n: stock }) : t('sold_out');
+  $('pin-stock').classList.toggle('sold-out', stock <= 0);
+  buyForm.quantity.max = String(Math.max(1, Math.min(stock, 100)));
+  setBuyable();
+}
+
+function setBuyable() {
+  const open = view.pin && view.pin.stock > 0 && (view.status !== 'ended' || page.recording);
+  $('buy-button').disabled = !open || view.attempt !== null;
+}
+
+function cancelAttempt() {
+  view.attempt = null;
+  $('buy-confirm').hidden = true;
+  setBuyable();
+}
+
+buyForm.addEventListener('submit', (event) => {
+  event.preventDefault();
+  clearErrors(buyForm);
+  const product = view.pin;
+  const quantity = Number(buyForm.quantity.value);
+  if (!product || !Number.isInteger(quantity) || quantity < 1) {
+    showErrors(buyForm, { fields: [{ field: 'quantity', message: '' }] });
+    return;
+  }
+  // A new purchase attempt: its key is reused by every retry of this attempt only.
+  view.attempt = { key: newKey(), product_id: product.id, quantity };
+  $('confirm-text').textContent = t('confirm_buy', {
+    quantity,
+    name: product.name,
+    total: formatMoney(product.price * quantity, product.currency),
+  });
+  $('buy-confirm').hidden = false;
+  $('confirm-buy').disabled = false;
+  $('order-status').textContent = '';
+  setBuyable();
+  $('confirm-buy').focus();
+});
+
+$('cancel-buy').addEventListener('click', cancelAttempt);
+
+$('confirm-buy').addEventListener('click', async () => {
+  const attempt = view.attempt;
+  if (!attempt || view.ordering) return; // a second click while ordering does nothing
+  view.ordering = true;
+  $('confirm-buy').disabled = true;
+  $('order-status').textContent = t('ordering');
+  const body = { product_id: attempt.product_id, quantity: attempt.quantity, show_id: page.show_id };
+  if (page.coview) body.coview = page.coview.code;
+  const reply = await api('POST', '/api/orders', body, { 'Idempotency-Key': attempt.key });
+  view.ordering = false;
+  const status = $('order-status');
+  if (reply.ok) {
+    view.lastOrderId = reply.data.id;
+    status.textContent = t('order_status', { id: reply.data.id, status: t(`status_${reply.data.status}`) });
+    cancelAttempt();
+    return;
+  }
+  if (reply.status === 0 || reply.status >= 500) {
+    // Unknown outcome: keep the attempt (and its key) so "Confirm" retries it safely.
+    status.textContent = t('network_error');
+    $('confirm-buy').disabled = false;
+    return;
+  }
+  cancelAttempt();
+  if (reply.data.error === 'sold_out') status.textContent = t('sold_out');
+  else if (reply.status === 401) status.textContent = t('sign_in_to_buy');
+  else if (reply.status === 422) {
+    showErrors(buyForm, reply.data);
+    status.textContent = '';
+  } else status.textContent = reply.data.message || t('try_again');
+});
+
+quoteForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  clearErrors(quoteForm);
+  if (!view.pin) return;
+  const body = {
+    product_id: view.pin.id,
+    quantity: Number(quoteForm.quantity.value),
+    destination_country: quoteForm.destination_country.value.trim().toUpperCase(),
+    incoterm: quoteForm.incoterm.value,
+    note: quoteForm.note.value,
+    show_id: page.show_id,
+  };
+  if (page.coview) body.coview = page.coview.code;
+  const button = quoteForm.querySelector('button[type=submit]');
+  button.disabled = true;
+  const reply = await api('POST', '/api/quotes', body);
+  button.disabled = false;
+  if (reply.ok) {
+    $('quote-status').textContent = t('quote_sent', { id: reply.data.id });
+    quoteForm.note.value = '';
+  } else {
+    showErrors(quoteForm, reply.data);
+  }
+});
+
+// --- segment, viewers ------------------------------------------------------------
+
+function showSegment(segment) {
+  if (!segment) return;
+  $('segment-title').textContent = segment.title;
+  const committee = segment.committee || {};
+  $('segment-committee').textContent = (page.locale === 'ko' && committee.name_ko) || committee.name || '';
+  for (const item of document.querySelectorAll('#segments [data-segment-id]')) {
+    if (Number(item.dataset.segmentId) === segment.id) item.setAttribute('aria-current', 'true');
+    else item.removeAttribute('aria-current');
+  }
+}
+
+function showViewers(count) {
+  if (Number.isInteger(count)) $('viewer-count').textContent = t('viewers', { n: count });
+}
+
+// --- chat -------------------------------------------------------------------------
+
+const MAX_MESSAGES = 300;
+
+function addChat(message) {
+  if (!message || !message.user) return;
+  const list = message.room === 'coview' ? $('private-chat') : $('chat');
+  if (!list || list.querySelector(`[data-id="${Number(message.id)}"]`)) return;
+  const item = el('li', { class: `msg role-${message.user.role}`, 'data-id': Number(message.id) });
+  const when = message.at ? el('time', { datetime: message.at }, formatTime(message.at)) : null;
+  if (when) item.append(when, ' ');
+  item.append(el('span', { class: 'author' }, message.user.name), ' ', el('span', { class: 'text' }, message.text));
+  if (message.room === 'coview') item.append(' ', el('span', { class: 'chip private' }, t('private')));
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  list.append(item);
+  while (list.children.length > MAX_MESSAGES) list.firstElementChild.remove();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function removeChat({ id }) {
+  for (const list of [$('chat'), $('private-chat')]) {
+    const item = list && list.querySelector(`[data-id="${Number(id)}"]`);
+    if (item) item.remove();
+  }
+}
+
+function wireChatForm(form, room, rt) {
+  if (!form) return;
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const text = form.text.value.trim();
+    if (!text) return;
+    clearErrors(form);
+    const reply = await rt.request('chat', { text, room });
+    if (reply.ok) {
+      form.text.value = '';
+      if (reply.message) addChat(reply.message);
+    } else {
+      form.querySelector('.field-error').textContent = ackError(reply);
+    }
+  });
+}
+
+function setSlowMode(seconds) {
+  const line = $('slow-mode-note');
+  line.hidden = !seconds;
+  line.textContent = seconds ? t('slow_mode_on', { n: seconds }) : '';
+}
+
+// --- reactions ------------------------------------------------------------------------
+
+const EMOJI = Object.fromEntries(
+  Array.from(document.querySelectorAll('.reaction'), (button) => [button.dataset.kind, button.textContent]),
+);
+
+function floatReaction(kind) {
+  const emoji = EMOJI[kind];
+  if (!emoji) return;
+  const layer = $('reaction-layer');
+  if (layer.childElementCount > 30) return;
+  const bubble = el('span', { class: 'float' }, emoji);
+  bubble.style.left = `${10 + Math.random() * 80}%`;
+  bubble.addEventListener('animationend', () => bubble.remove());
+  layer.append(bubble);
+}
+
+// --- questions ----------------------------------------------------------------------
+
+function showQuestion(question) {
+  const list = $('my-questions');
+  if (!list || !question) return;
+  if (page.user && question.user && question.user.id !== page.user.id && !page.coview) return;
+  let item = question.id ? list.querySelector(`[data-id="${Number(question.id)}"]`) : null;
+  if (!item) {
+    item = el('li', { 'data-id': question.id ? Number(question.id) : null });
+    item.append(el('span', { class: 'text' }, question.text));
+    if (question.user && page.coview) item.prepend(el('span', { class: 'author' }, question.user.name), ' ');
+    list.append(item);
+  }
+  if (question.answered && !item.querySelector('.answered')) {
+    item.append(' ', el('span', { class: 'chip answered' }, t('answered')));
+  }
+}
+
+// --- co-view ---------------------------------------------------------------------------
+
+function showMembers(members) {
+  const list = $('members');
+  if (!list || !Array.isArray(members)) return;
+  list.replaceChildren(...members.map((m) => el('li', { 'data-user-id': m.id }, m.name)));
+}
+
+let creditTimer = null;
+
+// The owner's credited orders are rendered by the server; after a sale the list is
+// fetched again (no JSON API lists a broker's orders yet).
+function refreshCredited() {
+  if (!$('credited') || creditTimer) return;
+  creditTimer = setTimeout(async () => {
+    creditTimer = null;
+    try {
+      const response = await fetch(window.location.href, { credentials: 'same-origin' });
+      const doc = new DOMParser().parseFromString(await response.text(), 'text/html');
+      const fresh = doc.getElementById('credited');
+      if (fresh) $('credited').replaceChildren(...Array.from(fresh.children, (n) => document.importNode(n, true)));
+    } catch {
+      // the next sale tries again
+    }
+  }, 800);
+}
+
+const copyButton = $('copy-invite');
+if (copyButton) {
+  copyButton.addEventListener('click', async () => {
+    const input = $('invite-link');
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      input.select();
+      document.execCommand('copy');
+    }
+    $('copy-done').textContent = t('copied');
+  });
+}
+
+const startCoview = $('start-coview');
+if (startCoview) {
+  startCoview.addEventListener('click', async () => {
+    startCoview.disabled = true;
+    const reply = await api('POST', '/api/coview', { show_id: page.show_id });
+    startCoview.disabled = false;
+    if (reply.ok && reply.data.code) window.location.assign(`/coview/${encodeURIComponent(reply.data.code)}`);
+    else $('coview-error').textContent = reply.data.message || t('try_again');
+  });
+}
+
+// --- replay: the recording with each pin at its moment ----------------------------------
+
+function startReplay() {
+  // The viewer presses play (with sound); pins follow the playback position.
+  video.autoplay = false;
+  video.muted = false;
+  video.controls = true;
+  video.src = page.recording;
+  const pins = [...(page.pins || [])].sort((a, b) => a.offset_ms - b.offset_ms);
+  const sync = () => {
+    const ms = video.currentTime * 1000;
+    let active = null;
+    for (const pin of pins) {
+      if (pin.offset_ms <= ms && (pin.until_ms === null || pin.until_ms === undefined || ms < pin.until_ms)) active = pin;
+    }
+    const product = active ? page.products[String(active.product_id)] : null;
+    if ((product && product.id) !== (view.pin && view.pin.id)) showPin(product || null);
+  };
+  for (const event of ['loadedmetadata', 'timeupdate', 'seeked']) video.addEventListener(event, sync);
+}
+
+// --- wiring ----------------------------------------------------------------------------
+
+function start() {
+  showSegment(page.segment);
+  if (page.recording) {
+    startReplay();
+  } else {
+    showPin(page.pin);
+    if (page.status === 'live') startVideo();
+  }
+
+  const rt = connectShow({ show: page.show_id, coview: page.coview && page.coview.code });
+  rt.on('state', (state) => {
+    $('watch').dataset.connected = 'true'; // the page has the room's state (tests wait for it)
+    if (state.status) setStatus(state.status);
+    if ('segment' in state) showSegment(state.segment);
+    if ('pin' in state && !page.recording) showPin(state.pin);
+    if ('viewers' in state) showViewers(state.viewers);
+    if ('slow_mode' in state) setSlowMode(state.slow_mode);
+    for (const message of state.chat || []) addChat(message);
+    for (const question of state.questions || []) showQuestion(question);
+  });
+  rt.on('disconnect', () => ($('watch').dataset.connected = 'false'));
+  rt.on('chat', addChat);
+  rt.on('chat_deleted', removeChat);
+  rt.on('segment', showSegment);
+  rt.on('pin', (data) => !page.recording && showPin(data.product || data));
+  rt.on('unpin', () => !page.recording && showPin(null));
+  rt.on('stock', ({ product_id, stock }) => {
+    if (view.pin && view.pin.id === product_id) setStock(stock);
+    const known = page.products && page.products[String(product_id)];
+    if (known) known.stock = stock;
+  });
+  rt.on('sale', refreshCredited);
+  rt.on('order', (order) => {
+    if (order && order.id === view.lastOrderId) {
+      $('order-status').textContent = t('order_status', { id: order.id, status: t(`status_${order.status}`) });
+    }
+  });
+  rt.on('viewers', ({ count }) => showViewers(count));
+  rt.on('show_status', ({ status }) => setStatus(status));
+  rt.on('slow_mode', (data) => setSlowMode(data.seconds));
+  rt.on('question', showQuestion);
+  // Reactions arrive counted per second: a few bubbles stand for many taps.
+  rt.on('reactions', ({ counts }) => {
+    for (const [kind, count] of Object.entries(counts || {})) {
+      for (let i = 0; i < Math.min(Number(count) || 0, 5); i += 1) floatReaction(kind);
+    }
+  });
+  rt.on('coview_members', ({ members }) => showMembers(members));
+  rt.on('muted', ({ seconds }) => {
+    const slot = document.querySelector('#chat-form .field-error');
+    if (slot) slot.textContent = t('muted', { n: seconds });
+  });
+  rt.on('quote', (quote) => {
+    if (quote && quote.unit_price !== null && quote.unit_price !== undefined && quote.currency) {
+      $('quote-status').textContent = t('quote_answered', { id: quote.id, price: formatMoney(quote.unit_price, quote.currency) });
+    }
+  });
+
+  wireChatForm($('chat-form'), 'show', rt);
+  wireChatForm($('private-chat-form'), 'coview', rt);
+
+  for (const button of document.querySelectorAll('.reaction')) {
+    button.addEventListener('click', async () => {
+      floatReaction(button.dataset.kind);
+      await rt.request('react', { kind: button.dataset.kind });
+    });
+  }
+
+  const askForm = $('ask-form');
+  if (askForm) {
+    askForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      const text = askForm.text.value.trim();
+      if (!text) return;
+      clearErrors(askForm);
+      const reply = await rt.request('ask', { text });
+      if (reply.ok) {
+        askForm.text.value = '';
+        showQuestion({ id: reply.id, text, user: page.user });
+        askForm.querySelector('.field-error').textContent = t('asked');
+      } else {
+        askForm.querySelector('.field-error').textContent = ackError(reply);
+      }
+    });
+  }
+  window.livemall = { view, rt }; // for the browser tests and for debugging
+}
+
+start();
