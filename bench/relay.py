@@ -503,6 +503,11 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def load_average() -> str:
+    """/proc/loadavg's 1, 5 and 15 minute figures: how busy the shared machine was."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def machine_busy() -> tuple[float, float]:
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     idle = values[3] + values[4]
@@ -622,6 +627,7 @@ def run_mode(
                 "viewer_procs_core_pct": 100 * viewer_cpu / window,
                 "publisher_core_pct": 100 * publisher_cpu / window,
                 "machine_busy_pct": 100 * machine * os.cpu_count(),
+                "loadavg": load_average(),  # at the window's end: 1, 5, 15 min
                 "relay_stats": {
                     k: stats_after.get(f"{k}_total", 0) - stats_before.get(f"{k}_total", 0)
                     for k in (
@@ -694,13 +700,50 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
             f"  {row['mode']:<10} N={row['viewers']:<4} relay {row['server_core_pct']:5.1f}  "
             f"publisher {row['publisher_core_pct']:5.1f}  viewer procs "
             f"{row['viewer_procs_core_pct']:5.1f}  whole machine {row['machine_busy_pct']:5.1f}  "
+            f"loadavg {row['loadavg']}  "
             f"joins took {row['join_wall_s']:.1f}s wall  failures {row['join_failures']}  "
             f"latency p50 {fmt(row['latency_p50_ms'], '.0f')} ms  relay {row['relay_stats']}"
         )
+    print_targets(rows)
     print()
     print(f"wall time {wall:.0f} s; CPU figures are process CPU time (/proc), not wall time.")
     print("MediaRelay re-encodes (aiortc default 500 kbit/s target), so its latency is n/a:")
     print("its RTP timestamps and SRs describe its encoder, not the publisher.")
+
+
+def print_targets(rows: list[dict[str, Any]]) -> None:
+    """Issue 9's targets against this run's rows."""
+    relay = [r for r in rows if r["mode"] == "relay"]
+    stock = [r for r in rows if r["mode"] != "relay"]
+    if not relay:
+        return
+    largest = max(relay, key=lambda r: r["viewers"])
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    print()
+    print(f"targets (largest step N={largest['viewers']}):")
+    per_core = 100 / largest["core_pct_per_viewer"] if largest["core_pct_per_viewer"] else 0.0
+    loss = 100 * largest["loss_max"]
+    print(
+        f"  >= 200 viewers/core at <= 1% loss: {per_core:.0f} viewers/core, "
+        f"worst viewer loss {loss:.2f}%: {verdict(per_core >= 200 and loss <= 1)}"
+    )
+    if stock:
+        ratio = min(r["core_pct_per_viewer"] for r in stock) / largest["core_pct_per_viewer"]
+        print(f"  >= 100x less CPU/viewer than MediaRelay: {ratio:.0f}x: {verdict(ratio >= 100)}")
+    worst = max(r["us_per_packet"] for r in relay)
+    print(
+        f"  <= 25 us CPU per forwarded packet: {largest['us_per_packet']:.1f} us at "
+        f"N={largest['viewers']}, worst step {worst:.1f} us: {verdict(worst <= 25)}"
+    )
+    after_50 = [b for a, b in zip(relay, relay[1:]) if a["viewers"] == 50]
+    if after_50:
+        p95 = after_50[0]["join_p95_ms"]
+        print(f"  join p95 <= 500 ms with 50 connected: {p95:.0f} ms: {verdict(p95 <= 500)}")
+    else:
+        print("  join p95 <= 500 ms with 50 connected: n/a (no step after N=50)")
 
 
 def main() -> None:
@@ -716,6 +759,7 @@ def main() -> None:
     args = parser.parse_args()
     ensure_loopback_namespace()
     started = time.monotonic()
+    print(f"loadavg at start: {load_average()}", flush=True)
 
     relay_steps = [5, 10] if args.quick else [10, 50, 100]
     if args.steps:
@@ -735,6 +779,7 @@ def main() -> None:
         if stock_steps:
             rows += run_mode("stock", stock_steps, media, window)
     print_table(rows, time.monotonic() - started)
+    print(f"loadavg at end: {load_average()}")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

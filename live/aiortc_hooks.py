@@ -11,11 +11,16 @@ once per peer connection.
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import queue
 import socket
 from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
+import aioice.ice
+from aioice.candidate import Candidate, candidate_foundation, candidate_priority
+from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
 from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -304,6 +309,114 @@ def selected_pair_key(transport: RTCDtlsTransport) -> Any:
     as ``selected_datagram_path``."""
     pair = transport.transport._connection._nominated.get(1)
     return None if pair is None else (id(pair.protocol), pair.remote_addr)
+
+
+# --- ICE host candidates: port range and announced address --------------------------
+
+
+def _ice_connections(pc: Any) -> list[aioice.ice.Connection]:
+    """The aioice connections of a peer connection's transports (one when bundled).
+    Relies on: ``RTCIceGatherer._connection``."""
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    connections: dict[int, aioice.ice.Connection] = {}
+    for dtls in transports:
+        connection = dtls.transport.iceGatherer._connection
+        connections[id(connection)] = connection
+    return list(connections.values())
+
+
+def gather_host_candidates(
+    pc: Any,
+    *,
+    bind: Callable[[str], socket.socket],
+    announce: Callable[[str], str],
+) -> None:
+    """Open the peer connection's ICE host sockets with ``bind(address)`` (a UDP port
+    range) and announce each at ``announce(bound address)`` (a public IP).
+
+    Relies on: aioice's ``Connection.gather_candidates`` calling
+    ``self.get_component_candidates(component=..., addresses=...)`` once per component,
+    and that method binding one host socket per address at port 0, then querying STUN
+    for each IPv4 host socket (``server_reflexive_candidate``) and allocating on TURN
+    (with no host address involved). We replace the method on each connection: host
+    sockets come from ``bind`` and are built into ``StunProtocol``s and host
+    ``Candidate``s exactly as aioice builds them (SO_RCVBUF, foundation, priority), with
+    only the candidate's announced address changed; STUN goes through aioice's own
+    ``server_reflexive_candidate``; the original method, given no addresses, still does
+    TURN. The socket stays bound to the private address: a 1:1 NAT maps the public one
+    to it, and aioice sends from ``protocol.transport``, never from the candidate.
+    Call between ``setRemoteDescription`` and ``setLocalDescription`` (which gathers).
+    """
+    for connection in _ice_connections(pc):
+        _replace_component_gathering(connection, bind, announce)
+
+
+def _replace_component_gathering(
+    connection: aioice.ice.Connection,
+    bind: Callable[[str], socket.socket],
+    announce: Callable[[str], str],
+) -> None:
+    original = connection.get_component_candidates
+
+    async def get_component_candidates(
+        component: int, addresses: list[str], timeout: int = 5
+    ) -> list[Candidate]:
+        loop = asyncio.get_running_loop()
+        candidates: list[Candidate] = []
+        host_protocols: list[aioice.ice.StunProtocol] = []
+        for address in addresses:
+            try:
+                sock = bind(address)
+            except OSError:
+                continue  # as aioice does when an address cannot be bound
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_SOCKET_BUFFER_SIZE)
+                _, protocol = await loop.create_datagram_endpoint(
+                    lambda: aioice.ice.StunProtocol(connection), sock=sock
+                )
+            except BaseException:
+                sock.close()
+                raise
+            # Owned by the connection at once, so close() releases the port even if a
+            # later bind fails and negotiation is abandoned.
+            connection._protocols.append(protocol)
+            host_protocols.append(protocol)
+            bound_host, port = protocol.transport.get_extra_info("sockname")[:2]
+            host = announce(bound_host)
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host),
+                component=component,
+                transport="udp",
+                priority=candidate_priority(component, "host"),
+                host=host,
+                port=port,
+                type="host",
+            )
+            candidates.append(protocol.local_candidate)
+
+        # TURN (relayed candidates) by aioice's own code, given no host address; it runs
+        # alongside the STUN queries, as in aioice.
+        relayed = asyncio.ensure_future(
+            original(component=component, addresses=[], timeout=timeout)
+        )
+        stun_server = connection.stun_server
+        reflexive = [
+            asyncio.ensure_future(aioice.ice.server_reflexive_candidate(protocol, stun_server))
+            for protocol in host_protocols
+            if stun_server is not None
+            and ipaddress.ip_address(protocol.local_candidate.host).version == 4
+        ]
+        if reflexive:
+            done, pending = await asyncio.wait(reflexive, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            candidates += [t.result()[0] for t in done if t.exception() is None]
+        candidates += await relayed
+        return candidates
+
+    connection.get_component_candidates = get_component_candidates  # type: ignore[method-assign]
 
 
 # --- payloaders ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from live.errors import (
     ShowNotLive,
     UnknownSession,
 )
+from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL
 from live.publisher import Publisher
 from live.recorder import recording_suffix
@@ -89,8 +90,13 @@ class LiveHub:
         viewer_timeout: float = 30.0,
         keyframe_interval: float = DEFAULT_MIN_INTERVAL,
         replay_window: float = DEFAULT_REPLAY_WINDOW,
+        public_ip: Optional[str] = None,
+        udp_ports: Optional[tuple[int, int]] = None,
     ) -> None:
         self._ice_servers = list(ice_servers)
+        # Host candidates announce ``public_ip`` and bind in ``udp_ports`` (both ends
+        # included); raises ValueError at start-up for a malformed address or range.
+        self._ice_sockets = IceSockets(public_ip=public_ip, ports=udp_ports)
         self._recordings_dir = Path(recordings_dir) if recordings_dir is not None else None
         self._on_event = on_event
         self._media_timeout = media_timeout
@@ -111,7 +117,7 @@ class LiveHub:
 
     async def publish(self, show_id: int, offer_sdp: str) -> Session:
         """Start publishing a show (WHIP). Raises BadOffer, PublisherExists or
-        RelayUnavailable (after ``close()``)."""
+        RelayUnavailable (after ``close()``, or no free port in ``udp_ports``)."""
         if self._closed:
             raise RelayUnavailable("the relay is shutting down")
         offer = parse_offer(offer_sdp, role="publisher")
@@ -124,6 +130,7 @@ class LiveHub:
         publisher = Publisher(
             show_id,
             ice_servers=self._ice_servers,
+            ice_sockets=self._ice_sockets,
             recording_path=self._recording_path(
                 show_id, started_at, video.codecs[0].name.lower() if video else None
             ),
@@ -153,7 +160,8 @@ class LiveHub:
         return Session(show.session_id, show_id, answer, "publisher")
 
     async def play(self, show_id: int, offer_sdp: str) -> Session:
-        """Join a live show as a viewer (WHEP). Raises ShowNotLive or BadOffer."""
+        """Join a live show as a viewer (WHEP). Raises ShowNotLive, BadOffer or
+        RelayUnavailable (no free port in ``udp_ports``)."""
         show = self._shows.get(show_id)
         if show is None or show.ending or show.publisher is None or not show.ready.is_set():
             raise ShowNotLive(f"show {show_id} is not live")
@@ -170,6 +178,7 @@ class LiveHub:
             _new_session_id(),
             show_id,
             ice_servers=self._ice_servers,
+            ice_sockets=self._ice_sockets,
             on_gone=lambda gone, reason: self._viewer_gone(show, gone, reason),
         )
         show.viewers[viewer.session_id] = viewer

@@ -30,6 +30,7 @@ from aiortc.rtp import RtcpSrPacket
 
 from live import aiortc_hooks
 from live.errors import BadOffer
+from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester
 from live.recorder import Recorder
 from live.sdp import Offer, local_capability, rtx_capability
@@ -50,6 +51,7 @@ class Publisher:
         show_id: int,
         *,
         ice_servers: list[RTCIceServer],
+        ice_sockets: Optional[IceSockets] = None,
         recording_path: Optional[Path],
         on_connection_lost: Callable[[], None],
         spawn: Callable[[Coroutine[Any, Any, Any]], Any],
@@ -68,6 +70,7 @@ class Publisher:
         self._replay_window = replay_window
         self._offer: Optional[Offer] = None
         self._closed = False
+        self._ice_sockets = ice_sockets
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
@@ -89,6 +92,8 @@ class Publisher:
             transceiver.setCodecPreferences(preferences)
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
+            if self._ice_sockets is not None:
+                self._ice_sockets.apply(self.pc)  # before the gathering setLocalDescription does
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, LookupError, AssertionError) as exc:
             raise BadOffer(f"the offer was refused: {exc}") from exc

@@ -19,6 +19,7 @@ from aiortc.rtp import AnyRtcpPacket
 from live import aiortc_hooks
 from live.downtrack import DownTrack
 from live.errors import BadOffer
+from live.ice_sockets import IceSockets
 from live.sdp import Offer
 from live.track_fanout import TrackFanout
 
@@ -32,6 +33,7 @@ class Viewer:
         show_id: int,
         *,
         ice_servers: list[RTCIceServer],
+        ice_sockets: IceSockets | None = None,
         on_gone: Callable[["Viewer", str], None],
     ) -> None:
         self.session_id = session_id
@@ -45,6 +47,7 @@ class Viewer:
         self._paths: dict[int, tuple[Any, Any, aiortc_hooks.DatagramPath]] = {}
         self._transport_of: dict[str, int] = {}
         self._on_gone = on_gone
+        self._ice_sockets = ice_sockets
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.pc.on("connectionstatechange", self._on_connection_state)
 
@@ -63,6 +66,8 @@ class Viewer:
             )
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
+            if self._ice_sockets is not None:
+                self._ice_sockets.apply(self.pc)  # before the gathering setLocalDescription does
             await self.pc.setLocalDescription(await self.pc.createAnswer())
         except (ValueError, LookupError, AssertionError) as exc:
             raise BadOffer(f"the offer was refused: {exc}") from exc

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ice-server", action="append", dest="ice_servers", help="STUN/TURN URL for WebRTC, repeatable"
     )
     serve.add_argument("--recordings-dir", help="where show recordings are written")
+    serve.add_argument(
+        "--public-ip", help="IP address WebRTC candidates announce, behind a 1:1 NAT (env LIVEMALL_PUBLIC_IP)"
+    )
+    serve.add_argument(
+        "--udp-ports", help="UDP port range for WebRTC media, e.g. 40000-40100 (env LIVEMALL_UDP_PORTS)"
+    )
 
     demo = sub.add_parser("demo", help="load demo data (idempotent)")
     _common(demo)
@@ -53,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
 def settings_from(args: argparse.Namespace) -> Settings:
     overrides = {
         name: getattr(args, name, None)
-        for name in ("host", "port", "database", "redis", "ice_servers", "recordings_dir")
+        for name in (
+            "host", "port", "database", "redis", "ice_servers", "recordings_dir", "public_ip", "udp_ports"
+        )
     }
     return load_settings(overrides)
 

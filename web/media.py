@@ -16,8 +16,9 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiortc import RTCIceServer
 
-from live.errors import BadOffer, LiveError, PublisherExists, ShowNotLive, UnknownSession
+from live.errors import BadOffer, LiveError, PublisherExists, RelayUnavailable, ShowNotLive, UnknownSession
 from live.hub import LiveHub, ShowEnded, ShowStarted
+from live.ice_sockets import parse_port_range
 from orders import shows
 from orders.models import ShowStatus
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS
@@ -41,6 +42,7 @@ EXTRA.update(
         PublisherExists: (409, "publisher_exists"),
         ShowNotLive: (409, "show_not_live"),
         UnknownSession: (404, "unknown_session"),
+        RelayUnavailable: (503, "relay_unavailable"),  # shutting down, or no free UDP port
         LiveError: (400, "live_error"),
     }
 )
@@ -206,6 +208,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         ice_servers=[parse_ice_server(u) for u in settings.ice_servers],
         recordings_dir=settings.recordings_dir.resolve(),
         on_event=on_event,
+        public_ip=settings.public_ip or None,
+        udp_ports=parse_port_range(settings.udp_ports) if settings.udp_ports else None,
     )
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url)

@@ -59,6 +59,7 @@ class Settings:
     node_name: str = "n1"
     node_url: str = ""
     public_ip: str = ""
+    udp_ports: str = ""  # UDP range for WebRTC media, e.g. "40000-40100"; empty: any port
     shutdown_grace: float = 10.0
 
     @property

@@ -213,3 +213,55 @@ def test_audio_pass_through_releases_every_packet_and_drops_late_ones():
     assert audio.add(_rtp(1, 2880, data=b"c"))[1].data == b"c"  # 0 lost: not waited for
     assert audio.add(_rtp(0, 1920, data=b"b")) == (False, None)  # late
     assert audio.add(_rtp(1, 2880, data=b"c")) == (False, None)  # repeated
+
+
+# --- ICE host candidates (gather_host_candidates) ---------------------------------------
+
+
+def test_aioice_gathers_host_sockets_per_component_in_a_method_the_relay_can_replace():
+    import aioice.ice
+    from aiortc.rtcicetransport import RTCIceGatherer
+
+    assert "self._connection = Connection(" in _source(RTCIceGatherer)
+    assert "await self._connection.gather_candidates()" in _source(RTCIceGatherer.gather)
+    gather = _source(aioice.ice.Connection.gather_candidates)
+    assert "self.get_component_candidates(component=component, addresses=addresses)" in gather
+    per_component = _source(aioice.ice.Connection.get_component_candidates)
+    assert "local_addr=(address, 0)" in per_component  # host sockets: any port
+    assert "server_reflexive_candidate(protocol, self.stun_server)" in per_component
+    assert "relayed_candidate(" in per_component
+    assert list(inspect.signature(aioice.ice.Connection.get_component_candidates).parameters) == [
+        "self", "component", "addresses", "timeout",
+    ]
+    assert list(inspect.signature(aioice.ice.server_reflexive_candidate).parameters) == [
+        "protocol", "stun_server",
+    ]
+    assert list(inspect.signature(aioice.ice.StunProtocol).parameters) == ["receiver"]
+    # aioice sends through the protocol's transport, never from the candidate's address
+    assert "self.transport.sendto(data, addr)" in _source(aioice.ice.StunProtocol.send_data)
+    assert "for protocol in self._protocols:\n            await protocol.close()" in _source(
+        aioice.ice.Connection.close
+    )
+
+
+async def test_host_candidates_can_be_bound_in_a_port_range_and_announce_another_address():
+    """Run in the test namespace: the host address aioice finds there is 127.0.0.2."""
+    from live.ice_sockets import PortRange
+
+    pc = RTCPeerConnection()
+    pc.addTransceiver("video", direction="recvonly")
+    ports = PortRange(61300, 61309)
+    aiortc_hooks.gather_host_candidates(pc, bind=ports.bind, announce=lambda bound: "198.51.100.7")
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+
+        connection = pc.getTransceivers()[0].receiver.transport.transport.iceGatherer._connection
+        candidates = connection.local_candidates
+        assert candidates and {c.host for c in candidates} == {"198.51.100.7"}
+        assert all(c.type == "host" and c.port in ports for c in candidates)
+        bound = [p.transport.get_extra_info("sockname")[:2] for p in connection._protocols]
+        assert [port for _, port in bound] == [c.port for c in candidates]
+        assert "198.51.100.7" not in {host for host, _ in bound}  # still the private address
+        assert "c=IN IP4 198.51.100.7" in pc.localDescription.sdp
+    finally:
+        await pc.close()

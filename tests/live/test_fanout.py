@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.live.conftest import in_order_with_few_gaps
 
 
@@ -17,8 +19,9 @@ async def test_viewer_receives_the_publishers_frames_in_order(hub, publisher, vi
     assert in_order_with_few_gaps(watcher.counters), watcher.counters
 
 
-async def test_several_viewers_each_receive_every_frame_in_order(hub, publisher, viewer):
-    source = publisher()
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_several_viewers_each_receive_every_frame_in_order(hub, publisher, viewer, codec):
+    source = publisher(codec=codec)
     await source.publish(hub, 1)
     watchers = [viewer() for _ in range(4)]
     await asyncio.gather(*(w.join(hub, 1) for w in watchers))
@@ -28,6 +31,7 @@ async def test_several_viewers_each_receive_every_frame_in_order(hub, publisher,
     for watcher in watchers:
         assert in_order_with_few_gaps(watcher.counters), watcher.counters
     assert hub.stats()["viewers"] == 4
+    assert hub.stats()["shows"][1]["tracks"]["video"]["codec"] == codec.lower()
 
 
 async def test_viewers_receive_the_publishers_audio(hub, publisher, viewer):
@@ -47,6 +51,29 @@ async def test_viewer_offering_only_audio_gets_only_audio(hub, publisher, viewer
 
     assert "m=video" not in session.answer_sdp
     assert listener.counters == []
+
+
+async def test_viewer_offering_only_video_gets_only_video(hub, publisher, viewer):
+    await publisher().publish(hub, 1)
+    watcher = viewer(kinds=("video",))
+    session = await watcher.join(hub, 1)
+
+    await watcher.frames(30)
+
+    assert "m=audio" not in session.answer_sdp
+    assert in_order_with_few_gaps(watcher.counters), watcher.counters
+    assert watcher.audio_frames == 0
+
+
+async def test_video_only_show_reaches_viewers_that_offer_audio_too(hub, publisher, viewer):
+    await publisher(audio=False).publish(hub, 1)
+    watcher = viewer()
+    session = await watcher.join(hub, 1)
+
+    await watcher.frames(30)
+
+    assert "m=audio 0" in session.answer_sdp or "a=inactive" in session.answer_sdp
+    assert in_order_with_few_gaps(watcher.counters), watcher.counters
 
 
 async def test_audio_only_show_reaches_viewers(hub, publisher, viewer):

@@ -189,3 +189,28 @@ async def test_responses_carry_ice_server_links_and_no_cors_by_default(client, h
     response = await client.get("/api/ice-servers")
     assert response.status == 200
     assert isinstance((await response.json())["ice_servers"], list)
+
+
+async def test_socketio_clients_see_the_show_go_live_and_end(demo_db, tmp_path, publisher):
+    import aiohttp
+
+    from tests.rooms.conftest import BUYER, HOST, start_server
+
+    server = await start_server(demo_db, tmp_path)
+    try:
+        buyer = await server.join(BUYER)
+        token = await server.token(HOST)
+        host = publisher()
+        async with aiohttp.ClientSession() as http:
+            async with http.post(
+                f"{server.url}/whip/{SHOW}", data=await host.offer(), headers={**SDP, **bearer(token)}
+            ) as response:
+                location = await answer(host, response)
+
+            assert await buyer.next("show_status", lambda d: d["status"] == "live")
+
+            async with http.delete(f"{server.url}{location}", headers=bearer(token)) as response:
+                assert response.status == 200
+        assert await buyer.next("show_status", lambda d: d["status"] == "ended")
+    finally:
+        await server.close()

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import asyncio
-import time
+
+import pytest
 
 from live.keyframes import KeyframeRequester, is_h264_keyframe, is_vp8_keyframe
+from tests.live.conftest import in_order_with_few_gaps
 
 
-async def test_late_viewer_sees_a_keyframe_within_a_second(hub, publisher, viewer):
-    source = publisher()
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_late_viewer_gets_a_keyframe_and_decodes_the_live_picture(
+    hub, publisher, viewer, codec
+):
+    # How fast (join p50/p95) is measured by bench/relay.py, not asserted on a shared
+    # machine: here, that a late viewer gets a picture its decoder can decode at all.
+    source = publisher(codec=codec)
     await source.publish(hub, 1)
     early = viewer()
     await early.join(hub, 1)
     await early.frames(60)  # two seconds in: the publisher sends no keyframe unasked
 
+    live_at_join = early.counters[-1]
     late = viewer()
-    asked = time.monotonic()
     await late.join(hub, 1)
-    await late.frames(1, timeout=1.0)
+    await late.frames(10)
 
-    assert time.monotonic() - asked < 1.0
-    # the first picture the late viewer decodes is the live one, not a stale one
-    assert late.counters[0] >= early.counters[-1] - 15
+    # the first picture the late viewer decodes is the live one (or one replayed from a
+    # keyframe at most replay_window old), not a stale one; the frames after it decode
+    assert late.counters[0] >= live_at_join - 15
+    assert in_order_with_few_gaps(late.counters), late.counters
 
 
 async def test_late_viewer_needs_no_new_keyframe_right_after_one(make_hub, publisher, viewer):
