@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders.models import BrokerCredit, Committee, Order, Product, User
+from orders.models import BrokerCredit, Committee, CoviewRoom, Order, Product, User
 
 
 def commission(revenue: int, rate_bp: int) -> int:
@@ -90,3 +90,32 @@ async def broker_report(session: AsyncSession) -> list[dict[str, Any]]:
             "currencies": entry["currencies"],
         })
     return report
+
+
+CREDITED_ROWS = 200  # a room's orders in one answer: a live show's worth, not an export
+
+
+async def credited_orders(session: AsyncSession, room: CoviewRoom) -> list[dict[str, Any]]:
+    """Orders placed from this room and credited to its owner as broker, newest first,
+    each with the owner's commission once it is earned (paid) and not reversed."""
+    rows = await session.execute(
+        select(Order, Product.name, BrokerCredit)
+        .join(Product, Product.id == Order.product_id)
+        .outerjoin(BrokerCredit, BrokerCredit.order_id == Order.id)
+        .where(Order.coview_id == room.id, Order.broker_id == room.owner_id)
+        .order_by(Order.id.desc())
+        .limit(CREDITED_ROWS)
+    )
+    return [
+        {
+            "id": order.id,
+            "product": {"id": order.product_id, "name": name},
+            "quantity": order.quantity,
+            "total": order.total,
+            "currency": order.currency,
+            "status": order.status.value,
+            "created_at": order.created_at.isoformat() if order.created_at else None,
+            "commission": credit.amount if credit is not None and credit.reversed_at is None else None,
+        }
+        for order, name, credit in rows.all()
+    ]

@@ -8,8 +8,9 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import Field
 
-from orders.errors import NotFound
-from orders.models import utcnow
+from orders.errors import Forbidden, NotFound
+from orders import brokers
+from orders.models import Role, User, utcnow
 from rooms import coview
 from rooms.server import ROOMS, coview_key
 from web.appkeys import DB, SETTINGS
@@ -57,3 +58,19 @@ async def describe_coview(request: web.Request) -> web.Response:
         result = await coview.room_public(session, room, invite_url(request, room.code))
     result["members"] = request.app[ROOMS].presence.total(coview_key(room.id))
     return json_response(result)
+
+
+@routes.get("/api/coview/{code}/orders")
+async def coview_orders(request: web.Request) -> web.Response:
+    """The room owner's credited orders (an admin may look too); other people get 403:
+    who bought what from a member's room is the member's business."""
+    user: User = await require_user(request)
+    code = request.match_info["code"]
+    if len(code) > 64:
+        raise NotFound("no co-view room with this code")
+    async with request.app[DB].session() as session:
+        room = await coview.find_room(session, code, utcnow())
+        if user.id != room.owner_id and user.role is not Role.admin:
+            raise Forbidden("only the room's owner sees its orders")
+        orders = await brokers.credited_orders(session, room)
+    return json_response({"code": room.code, "orders": orders})

@@ -76,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     from web import api_orders; api_orders.setup(app)  # ORDERS
     from rooms import server; server.setup(app)  # ROOMS
     from web import media; media.setup(app)  # MEDIA
+    from web import api_admin; app.router.add_routes(api_admin.routes)  # ADMIN
     from web import pages; pages.setup(app)  # PAGES
     return app
 

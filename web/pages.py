@@ -32,12 +32,11 @@ from babel.numbers import format_currency, get_currency_precision
 from babel.support import Translations
 from sqlalchemy import func, select
 
-from orders import catalog, shows
+from orders import brokers, catalog, shows
 from orders.errors import NotFound, Unauthorized
 from orders.models import (
     BrokerCredit,
     Committee,
-    CoviewRoom,
     Exhibition,
     ExhibitionProduct,
     Order,
@@ -86,6 +85,16 @@ def N_(message: str) -> str:
 # (kind sent in `react`, what the button shows, its accessible label)
 REACTIONS = (("heart", "❤️", N_("Love it")), ("clap", "👏", N_("Applause")),
              ("fire", "🔥", N_("Hot deal")), ("wow", "😮", N_("Wow")))
+
+
+# The order moves an admin makes from the admin page: (route under /api/orders/{id}/,
+# button label, the statuses it applies to), as orders/lifecycle.py allows them.
+ORDER_MOVES = (
+    ("confirm-payment", N_("Payment received"), ("pending",)),
+    ("ship", N_("Mark shipped"), ("paid",)),
+    ("deliver", N_("Mark delivered"), ("shipped",)),
+    ("refund", N_("Refund"), ("paid", "shipped", "delivered")),
+)
 
 
 # Messages the JavaScript modules show, by key: rendered into each page, translated.
@@ -144,6 +153,7 @@ JS_MESSAGES: dict[str, str] = {
     "copied": N_("Copied"),
     "private": N_("Private"),
     "credited": N_("Order #{id}: {quantity} × {name}, {total}"),
+    "commission": N_("your commission {amount}"),
     "field_invalid": N_("Check this field."),
     "wrong_password": N_("Wrong e-mail or password."),
     "email_taken": N_("An account with this e-mail already exists."),
@@ -152,9 +162,13 @@ JS_MESSAGES: dict[str, str] = {
     "invalid_name": N_("Enter a name of up to 100 characters."),
     "invalid_country": N_("Two letters, e.g. KR."),
     "invalid_quantity": N_("Enter a quantity the seller can supply."),
+    "invalid_price": N_("Enter a price of 0 or more, e.g. 12.50."),
+    "invalid_days": N_("Enter a whole number of days."),
     "show_not_live": N_("The show is not live."),
     "forbidden": N_("You may not do this."),
     "coview_started": N_("Co-view room created"),
+    "saved": N_("Saved"),
+    "segment_added": N_("Segment {n} added: {title}"),
     "unknown_product": N_("Product"),
 }
 
@@ -392,27 +406,13 @@ async def coview(request: web.Request) -> web.Response:
         show = await shows.get_show(session, room.show_id)
         context = await _show_context(session, show)
         room_info = await room_public(session, room, invite_url(request, room.code))
-        credited = await _credited_orders(session, room, user) if user.id == room.owner_id else None
+        credited = await brokers.credited_orders(session, room) if user.id == room.owner_id else None
     data = context.pop("data")
-    data["coview"] = {**room_info, "is_owner": user.id == room.owner_id}
+    # The owner's credited orders: rendered by the script from here, then refreshed from
+    # GET /api/coview/{code}/orders after each sale.
+    data["coview"] = {**room_info, "is_owner": user.id == room.owner_id, "orders": credited}
     return render(request, "watch.html", user=user, data=data, coview=room_info,
-                  is_owner=user.id == room.owner_id, credited=credited, **context)
-
-
-async def _credited_orders(session, room: CoviewRoom, owner: User) -> list[dict[str, Any]]:
-    """Orders placed from this room and credited to its owner as broker."""
-    rows = await session.execute(
-        select(Order, Product.name)
-        .join(Product, Product.id == Order.product_id)
-        .where(Order.coview_id == room.id, Order.broker_id == owner.id)
-        .order_by(Order.id.desc())
-        .limit(ADMIN_ROWS)
-    )
-    return [
-        {"id": o.id, "name": name, "quantity": o.quantity, "total": o.total, "currency": o.currency,
-         "status": o.status.value}
-        for o, name in rows.all()
-    ]
+                  is_owner=user.id == room.owner_id, **context)
 
 
 async def studio(request: web.Request) -> web.Response:
@@ -458,7 +458,7 @@ async def admin(request: web.Request) -> web.Response:
 
 
 async def admin_overview(session) -> dict[str, Any]:
-    """Read-only lists for the admin page (no write APIs exist for most of these yet)."""
+    """The admin page's lists, reports and form choices."""
     committees = await catalog.list_committees(session)
     suppliers = list(await session.scalars(select(Supplier).order_by(Supplier.id).limit(ADMIN_ROWS)))
     products = await catalog.list_products(session)
@@ -478,7 +478,7 @@ async def admin_overview(session) -> dict[str, Any]:
         .order_by(Order.id.desc()).limit(ADMIN_ROWS)
     )).all()
     quotes = (await session.execute(
-        select(Quote, Product.name, User.name)
+        select(Quote, Product.name, User.name, Product.currency)
         .join(Product, Product.id == Quote.product_id)
         .join(User, User.id == Quote.buyer_id)
         .order_by(Quote.id.desc()).limit(ADMIN_ROWS)
@@ -515,6 +515,7 @@ async def admin_overview(session) -> dict[str, Any]:
         "by_broker": by_broker,
         "hosts": [u for u in users if u.role in (Role.host, Role.admin)],
         "industrial": ProductKind.industrial,
+        "order_moves": ORDER_MOVES,
     }
 
 

@@ -2,9 +2,9 @@
 over WHIP, viewers watch over WHEP, shop, co-view, and see the show end; an ended
 show's replay brings each pin up at its moment.
 
-These need the media layer (web/media.py wired in web/app.py and live/). Until it is
-there they are reported as expected failures, with the reason, and run for real as
-soon as it is.
+The first test publishes for real (Chromium's fake camera over WHIP to the relay), so
+the replay it ends with plays the relay's own recording; the second uses a recording
+made with PyAV to check pins against exact playback positions.
 """
 
 from __future__ import annotations
@@ -100,9 +100,14 @@ async def test_host_goes_live_viewers_watch_shop_coview_and_see_the_end(site, ne
     replay = await open_page(await _person(new_context, site, None), site.at("/shows/1"))
     assert await replay.locator("#video").get_attribute("src") == "/recordings/1"
     await replay.wait_for_function("() => document.getElementById('video').readyState >= 1", timeout=10_000)
+    (pin,) = await replay.evaluate("() => JSON.parse(document.getElementById('page-data').textContent).pins")
+    assert pin["offset_ms"] > 0  # pinned seconds into the show, after the segment switch
+    assert await replay.locator("#pin-card").is_hidden()  # at 0:00 nothing was pinned yet
     await replay.evaluate("() => document.getElementById('video').play()")
     await replay.wait_for_function(VIDEO_PLAYS, timeout=10_000)
     await replay.locator("#pin-name", has_text="KF94 Mask (box of 50)").wait_for(timeout=30_000)
+    # It came up when playback reached the moment it was pinned, not before.
+    assert await _current_time(replay) * 1000 >= pin["offset_ms"]
 
 
 def _write_recording(path: Path, seconds: int = 4) -> None:

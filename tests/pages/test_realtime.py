@@ -20,6 +20,10 @@ async def _person(new_context, site, email: str | None, **options):
     return context
 
 
+def _plain(text: str) -> str:
+    return " ".join(text.replace("\xa0", " ").replace("\u202f", " ").split())
+
+
 async def _say(page, text: str, form: str = "#chat-form") -> None:
     await page.fill(f'{form} input[name="text"]', text)
     await page.click(f'{form} button[type="submit"]')
@@ -148,7 +152,7 @@ async def test_coview_room_private_chat_stays_out_of_the_public_chat(site, new_c
     assert await member.locator("#chat li .text").all_text_contents() == ["hello everyone"]
 
 
-async def test_order_from_a_coview_room_is_credited_to_the_member(site, new_context):
+async def test_coview_owner_copies_the_invite_and_sees_the_orders_credited_to_them(site, new_context):
     from datetime import datetime, timezone
 
     from orders.models import Role, User
@@ -163,16 +167,35 @@ async def test_order_from_a_coview_room_is_credited_to_the_member(site, new_cont
         owner = await session.scalar(select(User).where(User.role == Role.member))
         code = (await create_room(session, show_id=1, owner=owner, at=datetime.now(timezone.utc), ttl=3600,
                                   member_limit=50)).code
-    member = await watch_page(await _person(new_context, site, "member@livemall.example"), site, f"/coview/{code}")
+    member_context = await _person(new_context, site, "member@livemall.example", locale="ko-KR",
+                                   permissions=["clipboard-read", "clipboard-write"])
+    member = await watch_page(member_context, site, f"/coview/{code}")
+    assert await member.locator("#credited li").all_text_contents() == ["아직 이 방에서 들어온 주문이 없습니다."]
+    await member.click("#copy-invite")
+    await member.locator("#copy-done", has_text="복사했습니다").wait_for()
+    assert await member.evaluate("navigator.clipboard.readText()") == site.at(f"/coview/{code}")
+
     buyer = await watch_page(await _person(new_context, site, "buyer@livemall.example"), site, f"/coview/{code}")
     assert await buyer.locator("#invite-link").count() == 0
+    assert await buyer.locator("#credited").count() == 0
+    await buyer.fill('#buy-form input[name="quantity"]', "2")
     await buyer.click("#buy-button")
     await buyer.click("#confirm-buy")
     await buyer.get_by_test_id("order-status").filter(has_text="confirmed").wait_for()
-    await member.locator("#credited li", has_text="KF94 Mask (box of 50)").wait_for()
+
+    credited = member.get_by_test_id("credited").locator("li")
+    await credited.filter(has_text="KF94 Mask (box of 50)").wait_for()
+    assert _plain(await credited.text_content()) == "주문 #1: KF94 Mask (box of 50) 2개, US$36.00 접수됨, 결제 대기"
     async with site.db.session() as session:
         order = await session.scalar(select(Order))
         assert order.broker_id == owner.id
+
+    # Paid: the commission (3 % of the medical committee's sale) is the member's.
+    admin = await _person(new_context, site, "admin@livemall.example")
+    assert (await admin.request.post(site.at(f"/api/orders/{order.id}/confirm-payment"))).status == 200
+    await member.reload()
+    await credited.filter(has_text="내 수수료").wait_for()
+    assert _plain(await credited.locator(".commission").text_content()) == "내 수수료 US$1.08"
 
 
 async def test_coview_question_is_marked_in_the_hosts_queue_and_answered(site, new_context):

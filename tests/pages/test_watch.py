@@ -87,3 +87,15 @@ async def test_anonymous_viewer_is_asked_to_sign_in_to_buy(site, new_context):
     page = await open_page(await new_context(), site.at("/shows/1"))
     assert not await page.locator("#buy-form").is_visible()
     assert await page.locator(".signin-hint a").get_attribute("href") == "/login?next=/shows/1"
+
+
+async def test_won_prices_on_an_english_page(site, new_context):
+    async with site.db.transaction() as session:
+        supplier = await session.scalar(select(Supplier).limit(1))
+        product = await session.scalar(select(Product).where(Product.name == "Seasoned Laver 20-pack"))
+        session.add(Product(supplier_id=supplier.id, committee_id=product.committee_id, name="Laver (KRW)",
+                            price=15000, currency="KRW", stock=3, kind=ProductKind.retail, moq=1))
+    await _pin(site, "Laver (KRW)")
+    page = await open_page(await new_context(locale="en-US"), site.at("/shows/1"))
+    assert await page.get_by_test_id("price").text_content() == "₩15,000"
+    assert await page.get_by_test_id("stock").text_content() == "3 left"

@@ -50,6 +50,16 @@ export function formatMoney(minor, currency) {
   return format.format(minor / 10 ** digits);
 }
 
+/** An amount typed in the currency's units (`12.5` USD) → integer minor units (1250);
+ * what cannot be read is passed on as typed, for the API to name the field. */
+export function toMinor(amount, currency) {
+  const text = String(amount).trim().replace(/,/g, '');
+  const value = Number(text);
+  if (!text || !Number.isFinite(value)) return text;
+  const digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+  return Math.round(value * 10 ** digits);
+}
+
 const timeStyles = {
   datetime: { dateStyle: 'medium', timeStyle: 'short' },
   date: { dateStyle: 'medium' },
@@ -113,6 +123,8 @@ const fieldHints = {
   country: 'invalid_country',
   destination_country: 'invalid_country',
   quantity: 'invalid_quantity',
+  unit_price: 'invalid_price',
+  valid_days: 'invalid_days',
 };
 
 const codeMessages = {
@@ -141,12 +153,21 @@ export function showErrors(form, data, fallback) {
   }
   let placed = false;
   for (const item of items) {
-    const name = String(item.field || '').split('.')[0];
-    const slot = form.querySelector(`.field-error[data-for="${CSS.escape(name)}"]`);
+    // The slot for the API's whole field path (`segments.1.title`) if the form has one,
+    // else for its first part (`destination_country`, `segments`).
+    const path = String(item.field || '');
+    const name = path.split('.')[0];
+    const slot =
+      form.querySelector(`.field-error[data-for="${CSS.escape(path)}"]`) ||
+      form.querySelector(`.field-error[data-for="${CSS.escape(name)}"]`);
     if (!slot) continue;
-    slot.textContent = item.text || (fieldHints[name] ? t(fieldHints[name]) : item.message || t('field_invalid'));
+    const last = path.split('.').pop();
+    const hint = [last, name].map((key) => (Object.hasOwn(fieldHints, key) ? fieldHints[key] : null)).find(Boolean);
+    slot.textContent = item.text || (hint ? t(hint) : item.message || t('field_invalid'));
     slot.title = item.message || '';
-    const input = form.querySelector(`[name="${CSS.escape(name)}"]`);
+    const label = slot.closest('label');
+    const input =
+      (label && label.querySelector('input, select, textarea')) || form.querySelector(`[name="${CSS.escape(name)}"]`);
     if (input) input.setAttribute('aria-invalid', 'true');
     placed = true;
   }

@@ -323,23 +323,36 @@ function showMembers(members) {
   list.replaceChildren(...members.map((m) => el('li', { 'data-user-id': m.id }, m.name)));
 }
 
+// The owner's orders credited from this room: from the page data first, then from
+// GET /api/coview/{code}/orders after each sale in the show (and each order update).
+function showCredited(orders) {
+  const list = $('credited');
+  if (!list || !Array.isArray(orders) || orders.length === 0) return;
+  list.replaceChildren(...orders.map((order) => {
+    const item = el('li', { 'data-order-id': order.id }, t('credited', {
+      id: order.id,
+      quantity: order.quantity,
+      name: order.product.name,
+      total: formatMoney(order.total, order.currency),
+    }));
+    item.append(' ', el('span', { class: 'chip' }, t(`status_${order.status}`)));
+    if (order.commission !== null && order.commission !== undefined) {
+      item.append(' ', el('span', { class: 'commission' }, t('commission', { amount: formatMoney(order.commission, order.currency) })));
+    }
+    return item;
+  }));
+}
+
 let creditTimer = null;
 
-// The owner's credited orders are rendered by the server; after a sale the list is
-// fetched again (no JSON API lists a broker's orders yet).
 function refreshCredited() {
   if (!$('credited') || creditTimer) return;
+  // Several sales in a burst need one fetch, not one each.
   creditTimer = setTimeout(async () => {
     creditTimer = null;
-    try {
-      const response = await fetch(window.location.href, { credentials: 'same-origin' });
-      const doc = new DOMParser().parseFromString(await response.text(), 'text/html');
-      const fresh = doc.getElementById('credited');
-      if (fresh) $('credited').replaceChildren(...Array.from(fresh.children, (n) => document.importNode(n, true)));
-    } catch {
-      // the next sale tries again
-    }
-  }, 800);
+    const reply = await api('GET', `/api/coview/${encodeURIComponent(page.coview.code)}/orders`);
+    if (reply.ok) showCredited(reply.data.orders);
+  }, 500);
 }
 
 const copyButton = $('copy-invite');
@@ -392,6 +405,7 @@ function startReplay() {
 
 function start() {
   showSegment(page.segment);
+  if (page.coview && page.coview.is_owner) showCredited(page.coview.orders);
   if (page.recording) {
     startReplay();
   } else {
@@ -423,6 +437,7 @@ function start() {
   });
   rt.on('sale', refreshCredited);
   rt.on('order', (order) => {
+    refreshCredited();
     if (order && order.id === view.lastOrderId) {
       $('order-status').textContent = t('order_status', { id: order.id, status: t(`status_${order.status}`) });
     }
