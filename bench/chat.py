@@ -1,16 +1,18 @@
 """Chat fan-out benchmark: livemall's rooms against a bare python-socketio server.
 
-    /work/venv/bin/python bench/chat.py                  # 1,000 clients, then 5,000
-    /work/venv/bin/python bench/chat.py --clients 1000   # one size only
-    /work/venv/bin/python bench/chat.py --quick          # shorter steps, for a smoke run
+    /work/venv/bin/python bench/chat.py                  # 1,000 clients, ≈ 3 minutes
+    /work/venv/bin/python bench/chat.py --clients 2000   # another crowd size
+    /work/venv/bin/python bench/chat.py --quick          # 500 clients, bare and one process, < 1 minute
 
 For each server it connects N receiving clients and 20 senders to one show, then
 raises the offered load step by step (each sender sends R messages a second, R
 doubling) and measures, per step: chat messages delivered per second (summed over all
-receivers), send-to-receive latency (p50/p99) and the server's CPU (user+system
+receivers), send-to-receive latency (p50/p95/p99) and the server's CPU (user+system
 seconds per wall second, from /proc). A server "sustains" a step when it delivers at
-least 95 % of what was offered in the step and its p99 stays under 1 s; the table's
-headline is each server's best sustained step.
+least 95 % of what was offered in the step and its p99 stays under 1 s; the headline
+is each server's best sustained step, and the ratio of deliveries per second to the
+bare server's. The servers run one after the other, each step starting once every
+server process is idle, so a saturated server's backlog never lands on another's step.
 
 Servers:
   bare        a plain python-socketio AsyncServer (aiohttp) whose `chat` handler does
@@ -463,6 +465,7 @@ class Step:
     offered: float  # deliveries a second asked for
     delivered: float
     p50: float
+    p95: float
     p99: float
     server_cpu: float  # cores
     load_cpu: float  # cores used by the load generator (receivers and senders)
@@ -526,45 +529,58 @@ class Load:
             p.join(timeout=10)
 
 
-async def run_step(servers: Servers, sending: list[Sender], load: Load, clients: int, rate: float,
-                   duration: float, seq: list[int]) -> Step:
+async def send_at(sending: list[Sender], rate: float, seq: list[int], stop: asyncio.Event) -> None:
+    """Each sender sends `rate` messages a second, the senders evenly staggered."""
     senders = len(sending)
-    await settle(servers.pids())
-    before, _, _, before_load = await load.snapshot(servers.name)  # also drops older latencies
-    before_load += time.process_time()
-    before_cpu = sum(cpu_seconds(pid) for pid in servers.pids())
-    before_machine = machine_busy()
-    refused_before = sum(s.refused for s in sending)
-    t0 = time.monotonic()
     interval = 1 / rate
+    t0 = time.monotonic()
     next_at = [t0 + (i / senders) * interval for i in range(senders)]
-    end = t0 + duration
-    while True:
+    while not stop.is_set():
         now = time.monotonic()
-        if now >= end:
-            break
         soonest = min(next_at)
         if soonest > now:
-            await asyncio.sleep(min(soonest, end) - now)
+            await asyncio.sleep(soonest - now)
             continue
         for i, s in enumerate(sending):
             while next_at[i] <= now:
                 seq[0] += 1
                 s.send(seq[0])
                 next_at[i] += interval
+
+
+async def run_step(servers: Servers, sending: list[Sender], load: Load, clients: int, rate: float,
+                   duration: float, seq: list[int], idle_pids: list[int]) -> Step:
+    """Send for `duration` seconds; measure the steady state, after a warm-up of a quarter
+    of the step (at most 1 s) in which the first messages are still on their way."""
+    senders = len(sending)
+    await settle(idle_pids)
+    stop = asyncio.Event()
+    refused_before = sum(s.refused for s in sending)
+    sender_task = asyncio.create_task(send_at(sending, rate, seq, stop))
+    warm = min(1.0, duration / 4)
+    await asyncio.sleep(warm)
+    before, _, _, before_load = await load.snapshot(servers.name)  # also drops the warm-up's latencies
+    t0 = time.monotonic()
+    before_load += time.process_time()
+    before_cpu = sum(cpu_seconds(pid) for pid in servers.pids())
+    before_machine = machine_busy()
+    await asyncio.sleep(duration - warm)
+    after, latencies, _, after_load = await load.snapshot(servers.name)
     window = time.monotonic() - t0
     cpu = (sum(cpu_seconds(pid) for pid in servers.pids()) - before_cpu) / window
     machine = (machine_busy() - before_machine) / window
-    after, latencies, _, after_load = await load.snapshot(servers.name)
     load_cpu = (after_load + time.process_time() - before_load) / window
-    await asyncio.sleep(2.0)  # stragglers still count for latency
+    stop.set()
+    await sender_task
+    await asyncio.sleep(1.5)  # stragglers still count for latency
     _, late, alive, _ = await load.snapshot(servers.name)
     offered = rate * senders * clients
-    step = Step(rate, offered, (after - before) / window, percentile(latencies + late, 0.5),
-                percentile(latencies + late, 0.99), cpu, load_cpu, machine,
+    times = latencies + late
+    step = Step(rate, offered, (after - before) / window, percentile(times, 0.5), percentile(times, 0.95),
+                percentile(times, 0.99), cpu, load_cpu, machine,
                 sum(s.refused for s in sending) - refused_before, clients - alive)
     print(f"  {servers.name:<34} {rate:>5g}/s/sender  offered {offered:>9,.0f}/s  delivered "
-          f"{step.delivered:>9,.0f}/s  p50 {step.p50:>7.1f} ms  p99 {step.p99:>7.1f} ms  CPU server "
+          f"{step.delivered:>9,.0f}/s  p50 {step.p50:>7.1f} p95 {step.p95:>7.1f} p99 {step.p99:>7.1f} ms  CPU server "
           f"{cpu:4.2f} load {load_cpu:4.2f} machine {machine:4.2f}  lost {step.lost_clients}  "
           f"refused {step.refused}", flush=True)
     return step
@@ -572,8 +588,9 @@ async def run_step(servers: Servers, sending: list[Sender], load: Load, clients:
 
 async def run_size(all_servers: list[Servers], clients: int, senders: int, rates: list[float], duration: float,
                    workers: int, probes: int, repeats: int) -> dict[str, list[Step]]:
-    """Every server gets the same steps, interleaved (server A, B, C at rate r, then r×2 …) and
-    repeated, so a neighbour's burst on the shared machine does not land on one server only."""
+    """Each server in turn climbs the same rate steps until two in a row are not sustained
+    (one alone may be a neighbour's burst on a shared machine). Every step starts once all
+    server processes are idle."""
     load = Load(all_servers, clients, workers, probes)
     await load.ready()
     sending = {}
@@ -581,18 +598,20 @@ async def run_size(all_servers: list[Servers], clients: int, senders: int, rates
         sending[sv.name] = [Sender(sv.ports[i % len(sv.ports)], sv.sender_auths[i % len(sv.sender_auths)], i)
                             for i in range(senders)]
         await asyncio.gather(*(s.open() for s in sending[sv.name]))
+    every_pid = [pid for sv in all_servers for pid in sv.pids()]
     results: dict[str, list[Step]] = {sv.name: [] for sv in all_servers}
     seq = [0]
     for repeat in range(repeats):
-        print(f" round {repeat + 1} of {repeats}", flush=True)
-        failed: dict[str, int] = {}
-        for rate in rates:
-            for sv in all_servers:
-                if failed.get(sv.name, 0) >= 2:
-                    continue  # two failing steps in a row: past this server's capacity
-                step = await run_step(sv, sending[sv.name], load, clients, rate, duration, seq)
+        if repeats > 1:
+            print(f" round {repeat + 1} of {repeats}", flush=True)
+        for sv in all_servers:
+            failed = 0
+            for rate in rates:
+                step = await run_step(sv, sending[sv.name], load, clients, rate, duration, seq, every_pid)
                 results[sv.name].append(step)
-                failed[sv.name] = 0 if step.sustained else failed.get(sv.name, 0) + 1
+                failed = 0 if step.sustained else failed + 1
+                if failed == 2:
+                    break  # two steps in a row not sustained: past this server's capacity
     for group in sending.values():
         for s in group:
             s.close()
@@ -600,7 +619,7 @@ async def run_size(all_servers: list[Servers], clients: int, senders: int, rates
     return results
 
 
-async def settle(pids: list[int], seconds: float = 120) -> None:
+async def settle(pids: list[int], seconds: float = 30) -> None:
     """Wait until the servers are idle: joining sockets get their state, counts settle."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -619,18 +638,21 @@ def best_effort(steps: list[Step]) -> Step:
     return max(steps, key=lambda s: s.delivered)
 
 
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 async def bench(args: argparse.Namespace) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
-    sizes = [args.clients] if args.clients else [1000, 5000]
-    def rates_for(clients: int) -> list[float]:
-        if args.rates:
-            return [float(r) for r in args.rates.split(",")]
-        return [1, 2, 4, 8, 16, 32, 64] if clients < 5000 else [0.25, 0.5, 1, 2, 4, 8, 16]
+    sizes = [args.clients]
 
-    configs = args.only.split(",") if args.only else ["bare", "livemall", "livemall2"]
-    print(f"chat fan-out: {args.senders} senders, {args.duration:g} s per step, "
-          f"{args.repeats} interleaved rounds, {os.cpu_count()} CPUs shared, load average "
-          f"{os.getloadavg()[0]:.2f}", flush=True)
+    def rates_for(clients: int) -> list[float]:
+        return [float(r) for r in args.rates.split(",")]
+
+    configs = args.only.split(",")
+    began = time.monotonic()
+    print(f"chat fan-out: {args.senders} senders, {args.duration:g} s per step, {args.workers} load processes, "
+          f"{os.cpu_count()} CPUs shared; /proc/loadavg at start {loadavg()}", flush=True)
     results: dict[int, dict[str, list[Step]]] = {}
     with tempfile.TemporaryDirectory(prefix="livemall-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -663,13 +685,14 @@ async def bench(args: argparse.Namespace) -> None:
             redis_proc.terminate()
             redis_proc.wait()
     print_table(results, args.senders)
+    print(f"\nwall {time.monotonic() - began:.0f} s; /proc/loadavg at end {loadavg()}")
 
 
 def print_table(results: dict[int, dict[str, list[Step]]], senders: int) -> None:
-    print("\nBest sustained step per server (≥95 % of offered deliveries, p99 < 1 s, no client lost), "
-          "best of the rounds:\n")
-    print("| clients | server | msg/s sent | deliveries/s | p50 ms | p99 ms | server CPU | machine CPU | vs bare |")
-    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("\nBest sustained step per server (≥95 % of offered deliveries, p99 < 1 s, no client lost):\n")
+    print("| clients | server | msg/s sent | deliveries/s | p50 ms | p95 ms | p99 ms | server CPU | machine CPU |"
+          " deliveries/s vs bare |")
+    print("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for clients, by_server in results.items():
         bare = one = None
         for name, steps in by_server.items():
@@ -684,32 +707,57 @@ def print_table(results: dict[int, dict[str, list[Step]]], senders: int) -> None
             ratio = "" if bare is None or name.startswith("bare") else f"{step.delivered / bare.delivered:.1f}×"
             if "×" in name and one is not None:
                 ratio += f" ({step.delivered / one.delivered:.2f}× one process)"
-            print(f"| {clients:,} | {name}{label} | {step.rate * senders:,g} | {step.delivered:,.0f} | {step.p50:.1f} | "
-                  f"{step.p99:.1f} | {step.server_cpu:.2f} | {step.machine_cpu:.2f} | {ratio or '1.0×'} |")
+            print(f"| {clients:,} | {name}{label} | {step.rate * senders:,g} | {step.delivered:,.0f} | "
+                  f"{step.p50:.1f} | {step.p95:.1f} | {step.p99:.1f} | {step.server_cpu:.2f} | "
+                  f"{step.machine_cpu:.2f} | {ratio or '1.0×'} |")
+        # Equal load: the others at the bare server's best sustained rate.
+        if bare is None:
+            continue
+        print(f"\nAt the bare server's best sustained load ({bare.rate * senders:,g} msg/s in, "
+              f"{bare.offered:,.0f} deliveries/s asked), {clients:,} clients:\n")
+        print("| server | deliveries/s | p50 ms | p95 ms | p99 ms | server CPU | CPU ms per 1,000 deliveries | "
+              "p99 vs bare | CPU vs bare |")
+        print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for name, steps in by_server.items():
+            same = next((s for s in steps if s.rate == bare.rate), None)
+            if same is None:
+                continue
+            per_k = 1000 * same.server_cpu / same.delivered * 1000 if same.delivered else float("nan")
+            bare_k = 1000 * bare.server_cpu / bare.delivered * 1000 if bare.delivered else float("nan")
+            print(f"| {name} | {same.delivered:,.0f} | {same.p50:.1f} | {same.p95:.1f} | {same.p99:.1f} | "
+                  f"{same.server_cpu:.2f} | {per_k:.2f} | {same.p99 / bare.p99:.2f}× | {per_k / bare_k:.2f}× |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--clients", type=int, help="receivers in the show (default: 1000, then 5000)")
+    parser.add_argument("--clients", type=int, default=1000, help="receivers in the show (default 1000)")
     parser.add_argument("--senders", type=int, default=20)
-    parser.add_argument("--rates", help="messages a second per sender, step by step "
-                        "(default 1,2,…,64; from 5,000 clients on 0.25,0.5,…,16)")
-    parser.add_argument("--duration", type=float, default=6.0, help="seconds per step")
-    parser.add_argument("--workers", type=int, default=1, help="load-generator processes")
+    parser.add_argument("--rates", default="0.25,0.5,1,2,4,8,16,32",
+                        help="messages a second per sender, step by step (default 0.25,0.5,1,…,32)")
+    parser.add_argument("--duration", type=float, default=4.0, help="seconds per step")
+    parser.add_argument("--workers", type=int, default=2, help="load-generator processes (receivers)")
     parser.add_argument("--probes", type=int, default=50, help="receivers that decode and time every message")
     parser.add_argument("--window", type=float, default=0.05, help="livemall's room batch window (s)")
     parser.add_argument("--database", choices=["auto", "sqlite", "postgresql"], default="auto",
                         help="livemall's database (auto: PostgreSQL over its unix socket if reachable)")
-    parser.add_argument("--only", help="comma-separated subset of bare,livemall,livemall2")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds; the best round counts")
-    parser.add_argument("--quick", action="store_true", help="3-second steps, one round")
+    parser.add_argument("--only", default="bare,livemall,livemall2",
+                        help="comma-separated subset of bare,livemall,livemall2")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds (each server climbs the steps again)")
+    parser.add_argument("--quick", action="store_true",
+                        help="500 clients, bare and one livemall process, 2.5-second steps 1,4,16")
     args = parser.parse_args()
     if args.serve_bare:
         serve_bare(args.serve_bare)
         return
     if args.quick:
-        args.duration, args.repeats = 3.0, 1
+        if "--clients" not in sys.argv:
+            args.clients = 500
+        if "--only" not in sys.argv:
+            args.only = "bare,livemall"
+        if "--rates" not in sys.argv:
+            args.rates = "1,4,16"
+        args.duration, args.repeats = 2.5, 1
     asyncio.run(bench(args))
 
 

@@ -103,6 +103,7 @@ class Member:
 class BroadcastStats:
     flushes: int = 0
     events: int = 0
+    deliveries: int = 0  # events times the sockets they were handed to
     direct_writes: int = 0
     queued_writes: int = 0
     slow_consumers: int = 0
@@ -217,6 +218,7 @@ class Broadcaster:
         """One socket only, in order with what it was already sent (e.g. `state`)."""
         member = self._members.get(sid)
         if member is not None:
+            self.stats.deliveries += 1
             self._enqueue(member, eio_packet.Packet(eio_packet.MESSAGE, "2" + fragment(event, data)))
 
     def _flush(self, room: str) -> None:
@@ -231,6 +233,7 @@ class Broadcaster:
         stats = self.stats
         stats.flushes += 1
         stats.events += len(fragments)
+        stats.deliveries += len(fragments) * len(members)
         for member in list(members.values()):
             if member.held is not None:
                 member.held.append(pkt)

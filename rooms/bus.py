@@ -96,7 +96,9 @@ class RedisBus:
                 self.subscribed.clear()
                 log.warning("room bus lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                # At most a second: whatever other processes publish before this one is
+                # subscribed again never reaches its sockets (pub/sub keeps nothing).
+                delay = min(delay * 2, 1.0)
             finally:
                 try:
                     await pubsub.aclose()

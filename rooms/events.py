@@ -136,6 +136,12 @@ def register(rooms: Rooms, tokens) -> None:
     def on(event: str) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
             async def handle(sid: str, *args: Any) -> dict[str, Any]:
+                reply = await respond(sid, args)
+                if not reply["ok"]:
+                    rooms.refusals[reply["error"]] += 1
+                return reply
+
+            async def respond(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
                 conn = rooms.conns.get(sid)
                 if conn is None:
                     return {"ok": False, "error": "not_connected", "message": "connect to a show first"}
@@ -173,8 +179,10 @@ def register(rooms: Rooms, tokens) -> None:
         try:
             conn = await admit(sid, environ, auth)
         except DomainError as exc:
+            rooms.connect_refusals[exc.code] += 1
             raise Refused(exc.message, {"error": exc.code, "message": exc.message}) from None
         except UNAVAILABLE as exc:
+            rooms.connect_refusals["unavailable"] += 1
             log.warning("connect refused, backing service unavailable: %s", type(exc).__name__)
             raise Refused("a backing service is unavailable", {"error": "unavailable"}) from None
         sock = rooms.eio_socket(sid)
@@ -265,6 +273,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @sio.on("*")
     async def unknown(event: str, sid: str, *args: Any) -> dict[str, Any]:
+        rooms.refusals["unknown_event"] += 1
         return {"ok": False, "error": "unknown_event", "message": f"no event {str(event)[:40]!r}"}
 
     # --- viewers ------------------------------------------------------------------

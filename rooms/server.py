@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +37,7 @@ from rooms.presence import AudienceLedger, MemoryStore, Presence, RedisStore
 from rooms.reactions import Reactions, TapLimit
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.drain import DRAIN
-from web.metrics import register_stats
+from web.metrics import Labelled, register_stats
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,9 @@ class Rooms:
         self.shows: dict[int, ShowInfo] = {}
         self.names: dict[int, str] = {}
         self.chat_messages = 0
+        # Refused client events and connections by error code (a fixed set: /metrics labels).
+        self.refusals: Counter[str] = Counter()
+        self.connect_refusals: Counter[str] = Counter()
         # Set at start-up (they need the database and Redis).
         self.db: Database | None = None
         self.presence = Presence(MemoryStore(), settings.presence_timeout)
@@ -227,11 +231,15 @@ class Rooms:
         except Exception:  # noqa: BLE001 - cut below if still open
             log.debug("closing %s failed", sock.sid, exc_info=True)
 
-    def stats(self) -> dict[str, float]:
+    def stats(self) -> dict[str, float | Labelled]:
+        """Read by /metrics at scrape time (`livemall_rooms_…`)."""
         s = self.broadcaster.stats
         return {
             "sockets": len(self.conns),
-            "chat_messages_total": self.chat_messages,
+            "chat_in_total": self.chat_messages,
+            "deliveries_total": s.deliveries,
+            "refusals_total": Labelled("reason", dict(self.refusals)),
+            "connect_refusals_total": Labelled("reason", dict(self.connect_refusals)),
             "flushes_total": s.flushes,
             "events_total": s.events,
             "direct_writes_total": s.direct_writes,

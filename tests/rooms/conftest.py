@@ -4,7 +4,15 @@ PostgreSQL, optionally the test run's redis-server) and real python-socketio cli
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +23,7 @@ import socketio
 from aiohttp import web
 
 from orders.db import Database
-from tests.conftest import free_port, test_settings
+from tests.conftest import free_port, missing_service, test_settings
 
 PASSWORD = "livemall-demo"
 HOST = "host@livemall.example"
@@ -88,8 +96,13 @@ class Viewer:
         return await asyncio.wait_for(wait(), timeout)
 
     async def close(self) -> None:
+        # Bounded: a disconnect to a server that was killed (or is overloaded) must not
+        # hold the test's teardown until pytest's timeout.
         if self.client.connected:
-            await self.client.disconnect()
+            try:
+                await asyncio.wait_for(self.client.disconnect(), 5)
+            except asyncio.TimeoutError:
+                pass
 
 
 @dataclass
@@ -178,3 +191,109 @@ async def query(server: Server, sql: str, **params: Any) -> list[tuple]:
             return [tuple(row) for row in (await session.execute(text(sql), params)).all()]
     finally:
         await database.close()
+
+
+# --- real `livemall serve` processes and a redis-server that can be restarted ---------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Node:
+    """One `livemall serve` process."""
+
+    def __init__(self, port: int, proc: subprocess.Popen, log: Path) -> None:
+        self.port, self.proc, self.log = port, proc, log
+        self.url = f"http://127.0.0.1:{port}"
+
+
+def spawn_node(name: str, database: str, redis_url: str, tmp: Path, **env_settings: str) -> Node:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
+    env.update(
+        PYTHONPATH=str(ROOT),
+        LIVEMALL_SECRET="two-process-secret",
+        LIVEMALL_NODE_NAME=name,
+        LIVEMALL_PRESENCE_TIMEOUT="3",
+        LIVEMALL_AUTO_MIGRATE="false",
+        LIVEMALL_RECORDINGS_DIR=str(tmp / f"rec-{name}"),
+        **{f"LIVEMALL_{k.upper()}": v for k, v in env_settings.items()},
+    )
+    log = tmp / f"{name}.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--database", database, "--redis", redis_url],
+        env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    return Node(port, proc, log)
+
+
+def wait_healthy(node: Node, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if node.proc.poll() is not None:
+            raise AssertionError(f"node exited: {node.log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(node.url + "/healthz", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"node did not answer: {node.log.read_text()[-3000:]}")
+
+
+@asynccontextmanager
+async def serve_nodes(database: str, redis_url: str, tmp: Path, **env_settings: str) -> AsyncIterator[tuple]:
+    """Two real processes n1 and n2 on one database and Redis: (server1, server2, node1, node2)."""
+    nodes = [spawn_node(name, database, redis_url, tmp, **env_settings) for name in ("n1", "n2")]
+    servers = [Server(node.url, None, None, database) for node in nodes]
+    try:
+        for node in nodes:
+            await asyncio.to_thread(wait_healthy, node)
+        yield servers[0], servers[1], nodes[0], nodes[1]
+    finally:
+        for server in servers:
+            for viewer in server.viewers:
+                await viewer.close()
+        for node in nodes:
+            if node.proc.poll() is None:
+                node.proc.terminate()
+                try:
+                    node.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    node.proc.kill()
+                    node.proc.wait()
+
+
+class RedisServer:
+    """A redis-server of one test's own, on a fixed free port, that can be stopped and
+    started again (an empty Redis on the same address, as after a restart)."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing_service("redis-server is not installed")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("redis-server did not start")
+
+    def kill(self) -> None:
+        """Gone at once, as in a crash: every client connection drops."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -5,24 +5,27 @@ killed with SIGKILL leaves no phantom viewers after the presence timeout."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.conftest import free_port
-from tests.rooms.conftest import BUYER, HOST, MEMBER, SHOW, Server, load_demo_into
+from tests.rooms.conftest import BUYER, HOST, MEMBER, SHOW, Node, Server, load_demo_into, serve_nodes
 from web.appkeys import EVENTS
 
-ROOT = Path(__file__).resolve().parents[2]
+
+async def place_order(server: Server, email: str, *, product_id: int, quantity: int) -> dict:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{server.url}/api/orders",
+            json={"product_id": product_id, "quantity": quantity, "show_id": SHOW},
+            headers={"Authorization": f"Bearer {await server.token(email)}", "Idempotency-Key": f"o-{product_id}"},
+        ) as response:
+            assert response.status == 201, await response.text()
+            return await response.json()
 
 
 @pytest.fixture
@@ -113,80 +116,35 @@ async def test_mute_and_slow_mode_hold_across_processes(pair):
 
 # --- real processes ------------------------------------------------------------------
 
-class Node:
-    def __init__(self, port: int, proc: subprocess.Popen, log: Path) -> None:
-        self.port, self.proc, self.log = port, proc, log
-        self.url = f"http://127.0.0.1:{port}"
-
-
-def _spawn(name: str, database: str, redis_url: str, tmp: Path) -> Node:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        LIVEMALL_SECRET="two-process-secret",
-        LIVEMALL_NODE_NAME=name,
-        LIVEMALL_PRESENCE_TIMEOUT="3",
-        LIVEMALL_AUTO_MIGRATE="false",
-        LIVEMALL_RECORDINGS_DIR=str(tmp / f"rec-{name}"),
-    )
-    log = tmp / f"{name}.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--database", database, "--redis", redis_url],
-        env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    return Node(port, proc, log)
-
-
-def _wait_healthy(node: Node, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if node.proc.poll() is not None:
-            raise AssertionError(f"node exited: {node.log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(node.url + "/healthz", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"node did not answer: {node.log.read_text()[-3000:]}")
-
-
 @pytest.fixture
-async def two_nodes(postgres_url: str, redis_clean: str, tmp_path: Path) -> Iterator[tuple[Server, Server, Node, Node]]:
+async def two_nodes(postgres_url: str, redis_clean: str, tmp_path: Path) -> AsyncIterator[tuple[Server, Server, Node, Node]]:
     await load_demo_into(postgres_url)
-    nodes = [_spawn(name, postgres_url, redis_clean, tmp_path) for name in ("n1", "n2")]
-    try:
-        for node in nodes:
-            await asyncio.to_thread(_wait_healthy, node)
-        servers = [Server(node.url, None, None, postgres_url) for node in nodes]
-        yield servers[0], servers[1], nodes[0], nodes[1]
-        for server in servers:
-            for viewer in server.viewers:
-                await viewer.close()
-    finally:
-        for node in nodes:
-            if node.proc.poll() is None:
-                node.proc.terminate()
-                try:
-                    node.proc.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    node.proc.kill()
-                    node.proc.wait()
+    async with serve_nodes(postgres_url, redis_clean, tmp_path) as (a, b, node_a, node_b):
+        yield a, b, node_a, node_b
 
 
 async def test_two_serve_processes_act_as_one_service(two_nodes):
     a, b, _, _ = two_nodes
     host = await a.join(HOST)
-    viewer = await b.join(BUYER)
     watcher = await a.join(MEMBER)
+    viewer = await b.join(BUYER)
+    stock_before = watcher.seen("state")[0]["pin"]
 
     ack = await viewer.call("chat", {"text": "from node two"})
-    await host.call("pin", {"product_id": 1})
+    assert (await host.call("segment", {"segment_id": 2}))["ok"]
+    assert (await host.call("pin", {"product_id": 1}))["ok"]
+    order = await place_order(a, BUYER, product_id=1, quantity=2)  # through node one's HTTP API
 
-    assert (await host.next("chat", lambda m: m["id"] == ack["id"]))["user"]["name"] == "王芳"
-    assert (await viewer.next("pin"))["product"]["price"] == 1200
-    assert await watcher.next("viewers", lambda v: v["count"] == 3)
-    assert a.url != b.url
+    for client in (watcher, viewer):
+        assert (await client.next("chat", lambda m: m["id"] == ack["id"]))["user"]["name"] == "王芳"
+        assert (await client.next("segment"))["committee"]["code"] == "cosmetics"
+        pinned = (await client.next("pin"))["product"]
+        assert pinned["id"] == 1 and pinned["price"] == 1200
+        assert await client.next("stock") == {"product_id": 1, "stock": pinned["stock"] - 2}
+        assert await client.next("sale") == {"product_id": 1, "quantity": 2}  # no buyer identity
+        assert await client.next("viewers", lambda v: v["count"] == 3)
+    assert await viewer.next("order", lambda o: o["id"] == order["id"])
+    assert stock_before is None and a.url != b.url
 
 
 async def test_killed_process_leaves_no_phantom_viewers(two_nodes):

@@ -203,6 +203,19 @@ async def test_reconnect_with_last_id_gets_the_messages_it_missed(server):
     assert state["chat_gap"] is False
 
 
+async def test_reconnect_after_missing_more_than_500_gets_the_latest_500_and_a_gap_flag(server):
+    buyer = await server.join(BUYER)
+    first = await buyer.call("chat", {"text": "before a long drop"})
+    await buyer.close()
+    await _seed_chat(server.database, 510)
+
+    back = await server.join(BUYER, last_id=first["id"])
+
+    state = back.seen("state")[0]
+    assert state["chat_gap"] is True
+    assert [m["text"] for m in state["chat"]] == [f"old {i}" for i in range(10, 510)]
+
+
 async def test_client_reconnecting_by_itself_resumes_from_its_last_message(server):
     """The python-socketio client reconnects after a drop; a callable auth carries the last id."""
     host = await server.join(HOST)
@@ -264,6 +277,28 @@ async def test_busy_room_gets_batches_in_order_with_fewer_packets_than_messages(
     received = [m["id"] for m in watcher.seen("chat")]
     assert sorted(received) == sorted(ids) and received == sorted(received)
     assert watcher.packets < 30
+
+
+async def test_each_event_is_encoded_once_and_each_flush_framed_once_whatever_the_audience(server, monkeypatch):
+    from rooms import batching
+
+    host = await server.join(HOST)
+    audience = [await server.join(None) for _ in range(5)]
+    encoded: list[str] = []
+    framed: list[bytes] = []
+    fragment, text_frame = batching.fragment, batching._text_frame
+    monkeypatch.setattr(batching, "fragment", lambda e, d: encoded.append(e) or fragment(e, d))
+    monkeypatch.setattr(batching, "_text_frame", lambda p: framed.append(p) or text_frame(p))
+    flushes = server.app[ROOMS].broadcaster.stats.flushes
+
+    acks = await asyncio.gather(*(host.call("chat", {"text": f"crowd {i}"}) for i in range(20)))
+    last = max(a["id"] for a in acks)
+    for viewer in [host, *audience]:
+        await viewer.next("chat", lambda m: m["id"] == last)
+
+    assert encoded.count("chat") == 20  # not 20 × 6 recipients
+    assert len(framed) == server.app[ROOMS].broadcaster.stats.flushes - flushes  # one frame per flush
+    assert all(len(v.seen("chat")) == 20 for v in audience)
 
 
 async def test_socketio_session_ids_start_with_the_node_name(start):
