@@ -20,7 +20,7 @@ from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
 from orders import brokers, lifecycle, payments, quotes, reports
-from orders.errors import Invalid, NotFound
+from orders.errors import Invalid, NotFound, SoldOut
 from orders.expiry import Expired, Sweeper
 from orders.models import Order, OrderStatus, Role, User, utcnow
 from orders.ordering import (
@@ -35,6 +35,7 @@ from orders.shows import get_show, require_host
 from web.appkeys import DB, EVENTS, SETTINGS
 from web.auth import require_user
 from web.errors import json_response
+from web.metrics import count_order
 from web.validation import Body, int_param, parse_body
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,19 @@ async def place_order(request: web.Request) -> web.Response:
         raise MissingIdempotencyKey("send an Idempotency-Key header: 1 to 100 printable ASCII characters",
                                     field="Idempotency-Key")
     body = await parse_body(request, OrderIn)
-    placed = await request.app[DESK].place(OrderRequest(
-        buyer_id=user.id, idempotency_key=key, product_id=body.product_id, quantity=body.quantity,
-        show_id=body.show_id, coview=body.coview,
-    ))
+    started = time.perf_counter()
+    outcome = "refused"
+    try:
+        placed = await request.app[DESK].place(OrderRequest(
+            buyer_id=user.id, idempotency_key=key, product_id=body.product_id, quantity=body.quantity,
+            show_id=body.show_id, coview=body.coview,
+        ))
+        outcome = "accepted" if placed.created else "replayed"
+    except SoldOut:
+        outcome = "sold_out"
+        raise
+    finally:
+        count_order(outcome, time.perf_counter() - started)
     response = json_response(placed.order, status=201)
     if not placed.created:
         response.headers["Idempotency-Replayed"] = "true"

@@ -18,10 +18,13 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from web.errors import json_error
+
 log = logging.getLogger(__name__)
 
 FORWARDED = "X-Livemall-Forwarded"
 TTL = 30  # seconds; refreshed every TTL/3 while the show is live here
+RETRY_AFTER = "2"
 _PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
 _RETURNED_HEADERS = ("Content-Type", "Location", "ETag", "Retry-After")
 
@@ -42,8 +45,13 @@ class ShowOrigins:
     async def claim(self, show_id: int) -> None:
         if self.redis is None:
             return
-        await self.redis.set(_key(show_id), self.node_url, ex=TTL)
+        # The refresher starts first: if Redis is down right now, the claim appears
+        # within TTL/3 of it coming back instead of never.
         self._refreshers[show_id] = asyncio.create_task(self._refresh(show_id))
+        try:
+            await self.redis.set(_key(show_id), self.node_url, ex=TTL)
+        except aioredis.RedisError as exc:
+            log.warning("show %s: origin not recorded yet (%s)", show_id, type(exc).__name__)
 
     async def release(self, show_id: int) -> None:
         task = self._refreshers.pop(show_id, None)
@@ -53,8 +61,9 @@ class ShowOrigins:
             return
         # Delete only our own claim: another node may have taken the show over since.
         key = _key(show_id)
-        if await self.redis.get(key) == self.node_url.encode():
-            await self.redis.delete(key)
+        with contextlib.suppress(aioredis.RedisError):  # Redis down: the claim expires by itself
+            if await self.redis.get(key) == self.node_url.encode():
+                await self.redis.delete(key)
 
     async def elsewhere(self, show_id: int) -> str | None:
         """The origin URL of a show live on another node, if any."""
@@ -78,14 +87,23 @@ class ShowOrigins:
             self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
         headers[FORWARDED] = "1"
-        async with self._http.request(request.method, origin + request.path, data=body, headers=headers) as r:
-            payload = await r.read()
-            response = web.Response(status=r.status, body=payload)
-            for name in _RETURNED_HEADERS:
-                if name in r.headers:
-                    response.headers[name] = r.headers[name]
-            for value in r.headers.getall("Link", []):
-                response.headers.add("Link", value)
+        try:
+            async with self._http.request(request.method, origin + request.path, data=body, headers=headers) as r:
+                payload = await r.read()
+                response = web.Response(status=r.status, body=payload)
+                for name in _RETURNED_HEADERS:
+                    if name in r.headers:
+                        response.headers[name] = r.headers[name]
+                for value in r.headers.getall("Link", []):
+                    response.headers.add("Link", value)
+                return response
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            # The origin died (its claim lives on in Redis for up to TTL seconds) or is
+            # unreachable: the client may retry; by then the claim has expired or moved.
+            log.warning("origin %s of show %s unreachable: %s", origin, request.match_info.get("show_id"),
+                        type(exc).__name__)
+            response = json_error(503, "origin_unavailable", "the node holding this show is unreachable; retry")
+            response.headers["Retry-After"] = RETRY_AFTER
             return response
 
     async def close(self) -> None:

@@ -1,19 +1,30 @@
 """A real cluster for the deployment tests: `deploy/local-cluster start` with nginx, two
-nodes, coturn, a PostgreSQL database of the test's own and the test run's redis-server."""
+nodes, coturn, a PostgreSQL database of the test's own and the test run's redis-server.
+
+One cluster serves the whole session (starting it is most of the suite's time). Tests
+that stop or kill a node bring it back with `Cluster.ensure_running()` when they end;
+every other test makes its own show, users and keys so none depends on another's state.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, AsyncIterator, Iterator
 
+import aiohttp
 import pytest
 
+from tests.cluster.clients import HOST, Api
 from tests.conftest import free_port, missing_service, pg_exec, pg_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,12 +46,33 @@ class Cluster:
     def pid(self, name: str) -> int:
         return int((self.dir / f"{name}.pid").read_text())
 
-    def restart_node(self, n: int) -> None:
-        """Start node n again after a test killed it (same command as the script)."""
-        subprocess.run([str(SCRIPT), "start"], env=self.env, check=True, capture_output=True, timeout=120)
+    def node_of(self, origin_url: str) -> int:
+        """1 or 2 for a node URL as the nodes announce themselves (LIVEMALL_NODE_URL)."""
+        return {self.node_url(n): n for n in (1, 2)}[origin_url]
+
+    def ensure_running(self) -> None:
+        """Start whatever a test stopped or killed (`start` leaves running parts alone), then
+        wait until nginx hands out sessions on both nodes again: it stops trying a node that
+        failed for `fail_timeout` (deploy/nginx), so a revived node is not used at once."""
+        started = subprocess.run([str(SCRIPT), "start"], env=self.env, capture_output=True, text=True, timeout=120)
+        assert started.returncode == 0, f"restart failed: {started.stderr}\n" + "\n".join(
+            f"{name}: {self.log(name)[-1500:]}" for name in ("node1", "node2"))
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30
+        while seen != {"n1", "n2"}:
+            assert time.monotonic() < deadline, f"nginx only reaches {seen} after the restart"
+            handshake = self.url + "/socket.io/?EIO=4&transport=polling"
+            with urllib.request.urlopen(handshake, timeout=5) as response:
+                sid = json.loads(response.read().decode()[1:])["sid"]  # Engine.IO OPEN packet: "0{…}"
+            seen.add(sid.split(".", 1)[0])
+            time.sleep(0.2)
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cluster(redis_url: str, pg_template, tmp_path_factory) -> Iterator[Cluster]:
     for binary, package in (("nginx", "nginx"), ("turnserver", "coturn")):
         if shutil.which(binary) is None and shutil.which(binary, path="/usr/sbin:/usr/bin") is None:
@@ -63,6 +95,12 @@ def cluster(redis_url: str, pg_template, tmp_path_factory) -> Iterator[Cluster]:
         LIVEMALL_DATABASE=pg_url(name),
         LIVEMALL_REDIS=redis_url,
         LIVEMALL_TURN_PORT=str(free_port()),
+        # Node settings the fault tests rely on, passed through the script's environment:
+        # phantom viewers of a killed node expire after 5 s, a drain settles for 3 s and a
+        # node exits within 8 s of SIGTERM.
+        LIVEMALL_PRESENCE_TIMEOUT="5",
+        LIVEMALL_DRAIN_SETTLE="3",
+        LIVEMALL_SHUTDOWN_GRACE="8",
     )
     started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180)
     if started.returncode != 0:
@@ -73,3 +111,30 @@ def cluster(redis_url: str, pg_template, tmp_path_factory) -> Iterator[Cluster]:
     yield Cluster(f"http://127.0.0.1:{port}", port, state, env, pg_url(name), redis_url)
     subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120)
     pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- Per-test clients -------------------------------------------------------------------
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+@pytest.fixture
+def api(cluster: Cluster, http: aiohttp.ClientSession) -> Api:
+    """The API through nginx, as every client outside the cluster sees it."""
+    return Api(http, cluster.url)
+
+
+@pytest.fixture
+async def host_token(api: Api) -> str:
+    return await api.login(HOST)
+
+
+@pytest.fixture
+async def peers() -> AsyncIterator[list[Any]]:
+    """WebRTC peers and Socket.IO clients to close at the end, whatever the test did."""
+    created: list[Any] = []
+    yield created
+    await asyncio.gather(*(p.close() for p in created), return_exceptions=True)

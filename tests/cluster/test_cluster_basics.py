@@ -46,8 +46,29 @@ def test_compose_file_parses_and_names_only_real_settings():
         named |= {k for k in compose["services"][service]["environment"] if k.startswith("LIVEMALL_")}
     unknown = {k for k in named if k[len("LIVEMALL_"):].lower() not in fields}
     assert not unknown, f"compose sets variables no node reads: {unknown}"
-    assert {"LIVEMALL_DATABASE", "LIVEMALL_REDIS", "LIVEMALL_SECRET", "LIVEMALL_TURN_SECRET",
-            "LIVEMALL_NODE_NAME"} <= named
+    assert {"LIVEMALL_DATABASE", "LIVEMALL_REDIS", "LIVEMALL_SECRET", "LIVEMALL_TURN_URLS", "LIVEMALL_TURN_SECRET",
+            "LIVEMALL_NODE_NAME", "LIVEMALL_NODE_URL", "LIVEMALL_PUBLIC_IP", "LIVEMALL_UDP_PORTS",
+            "LIVEMALL_SHUTDOWN_GRACE", "LIVEMALL_CORS_ORIGINS"} <= named
+
+
+def test_compose_gives_each_node_its_own_name_and_media_ports_and_time_to_drain():
+    services = yaml.safe_load((ROOT / "deploy" / "compose.yaml").read_text())["services"]
+    nodes = [services[name]["environment"] for name in ("node1", "node2")]
+    assert [env["LIVEMALL_NODE_NAME"] for env in nodes] == ["n1", "n2"]
+    ranges = [tuple(map(int, env["LIVEMALL_UDP_PORTS"].split("-"))) for env in nodes]
+    assert ranges[0][1] < ranges[1][0] or ranges[1][1] < ranges[0][0]
+    # Docker must not SIGKILL a node before its own drain has had its grace period.
+    grace = int(re.search(r":-(\d+)", nodes[0]["LIVEMALL_SHUTDOWN_GRACE"]).group(1))
+    assert int(services["node1"]["stop_grace_period"].rstrip("s")) > grace
+
+
+def test_the_operations_guide_names_only_real_settings():
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    deploy_only = {"cluster_port", "cluster_dir", "turn_port", "node1", "node2", "pg_socket", "db_password"}
+    named = {m.lower() for m in re.findall(r"LIVEMALL_([A-Z0-9_]+)", guide)}
+    assert named, "docs/operations.md lists the settings"
+    assert not named - fields - deploy_only, f"unknown settings in docs/operations.md: {named - fields - deploy_only}"
 
 
 def test_systemd_unit_and_nginx_template_agree_on_node_names():
