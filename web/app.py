@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from orders.db import Database
 from orders.events import NoEvents
-from web import api_accounts, api_catalog, api_shows
+from web import api_accounts, api_catalog, api_shows, ratelimit
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.auth import TokenCodec
 from web.cors import cors_middleware
@@ -20,6 +20,7 @@ from web.drain import DRAIN, DrainState, drain_middleware
 from web.errors import error_middleware, json_error, json_response
 from web.logs import request_id_middleware
 from web.metrics import metrics_handler, metrics_middleware
+from web.ratelimit import rate_limit_middleware
 from web.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,10 @@ def create_app(settings: Settings) -> web.Application:
     app = web.Application(
         # Outermost first: every response gets a request id and a latency sample,
         # draining refuses new sessions before any work, errors become JSON last.
-        middlewares=[request_id_middleware, metrics_middleware, cors_middleware, drain_middleware, error_middleware],
+        middlewares=[
+            request_id_middleware, metrics_middleware, cors_middleware, drain_middleware,
+            rate_limit_middleware, error_middleware,
+        ],
         client_max_size=settings.max_request_bytes,
     )
     app[SETTINGS] = settings
@@ -65,6 +69,7 @@ def create_app(settings: Settings) -> web.Application:
     app[EVENTS] = NoEvents()
     app[VIEWER_COUNT] = lambda show_id: 0
     app[DRAIN] = DrainState()
+    ratelimit.setup(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.router.add_get("/healthz", healthz)

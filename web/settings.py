@@ -26,6 +26,12 @@ class Settings:
     ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs for aiortc (user:pass@ allowed for TURN)
     public_url: str = ""  # base URL used in invite links; empty: taken from the request
     max_request_bytes: int = 256 * 1024
+    # HTTP rate limits per client (web/ratelimit.py; `limits` notation, a moving window).
+    rate_limits: bool = True
+    rate_limit_auth: str = "20/minute"  # sign-in and registration attempts per address
+    rate_limit_media: str = "60/minute"  # WHIP/WHEP offers and hang-ups per address
+    rate_limit_write: str = "300/minute"  # other API writes per signed-in user (else address)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # whose X-Forwarded-For is believed
     # Realtime rooms
     chat_max_chars: int = 500
     chat_rate_count: int = 5
