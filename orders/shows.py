@@ -127,6 +127,10 @@ async def mark_live(session: AsyncSession, show_id: int, started_at: datetime, r
     return show
 
 
+async def live_show_ids(session: AsyncSession) -> list[int]:
+    return list(await session.scalars(select(Show.id).where(Show.status == ShowStatus.live)))
+
+
 async def mark_ended(session: AsyncSession, show_id: int, ended_at: datetime) -> Show:
     show = await get_show(session, show_id)
     show.status = ShowStatus.ended

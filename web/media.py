@@ -7,9 +7,11 @@ show room (`show_status`) when the hub reports a show starting or ending.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -170,6 +172,41 @@ async def recording(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def end_orphaned_shows(app: web.Application) -> list[int]:
+    """Ends the shows the database calls live that no node holds any more: their node
+    was killed (SIGKILL, power loss) before it could end them. Alone (no origin
+    registry) a node holds every live show itself, so one its hub does not know of is
+    left from before a restart. With a registry, a show is orphaned once its origin's
+    claim has expired; while Redis cannot answer nothing is ended."""
+    async with app[DB].session() as session:
+        live = await shows.live_show_ids(session)
+    ended = []
+    for show_id in live:
+        if app[HUB].is_live(show_id):
+            continue
+        claimed = await app[ORIGINS].is_claimed(show_id)
+        if claimed or (claimed is None and app[ORIGINS].redis is not None):
+            continue
+        async with app[DB].transaction() as session:
+            show = await shows.get_show(session, show_id)
+            if show.status is not ShowStatus.live:
+                continue  # ended meanwhile
+            await shows.mark_ended(session, show_id, datetime.now(timezone.utc))
+        log.warning("show %s: its origin is gone, marked ended", show_id)
+        await app[EVENTS].to_show(show_id, "show_status", {"status": "ended"})
+        ended.append(show_id)
+    return ended
+
+
+async def _end_orphaned_shows(app: web.Application, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)  # first after one interval: let a restarted origin come back
+        try:
+            await end_orphaned_shows(app)
+        except Exception:  # a database hiccup must not stop the checks
+            log.exception("could not check for orphaned shows")
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/whip/{show_id}", whip_publish)
     app.router.add_delete("/whip/{show_id}/{session_id}", whip_stop)
@@ -188,17 +225,18 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     async def on_event(event: ShowStarted | ShowEnded) -> None:
         # Runs on the hub's task: a failure here must not take the relay down.
         try:
-            async with app[DB].transaction() as session:
-                if isinstance(event, ShowStarted):
-                    await shows.mark_live(session, event.show_id, event.started_at, event.recording_path)
-                    status = "live"
-                else:
-                    await shows.mark_ended(session, event.show_id, event.ended_at)
-                    status = "ended"
-            if status == "live":
+            if isinstance(event, ShowStarted):
+                # Claim before the database says live: a WHEP that reaches another node
+                # as soon as the show looks live must find where to go, never a 409.
                 await app[ORIGINS].claim(event.show_id)
+                async with app[DB].transaction() as session:
+                    await shows.mark_live(session, event.show_id, event.started_at, event.recording_path)
+                status = "live"
             else:
+                async with app[DB].transaction() as session:
+                    await shows.mark_ended(session, event.show_id, event.ended_at)
                 await app[ORIGINS].release(event.show_id)
+                status = "ended"
             await app[EVENTS].to_show(event.show_id, "show_status", {"status": status})
         except Exception:
             log.exception("show %s: could not record %s", event.show_id, type(event).__name__)
@@ -214,7 +252,10 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url)
     register_stats("livemall_relay", hub.stats)
+    reaper = asyncio.create_task(_end_orphaned_shows(app, settings.orphan_check_interval))
     yield
+    reaper.cancel()
+    await asyncio.gather(reaper, return_exceptions=True)
     await hub.close()
     await app[ORIGINS].close()
 

@@ -76,6 +76,16 @@ class ShowOrigins:
         origin = value.decode() if value else None
         return origin if origin and origin != self.node_url else None
 
+    async def is_claimed(self, show_id: int) -> bool | None:
+        """Whether some node holds the show; None when that cannot be known (no registry,
+        or Redis down), so a caller never ends a show on a guess."""
+        if self.redis is None:
+            return None
+        try:
+            return bool(await self.redis.exists(_key(show_id)))
+        except aioredis.RedisError:
+            return None
+
     async def _refresh(self, show_id: int) -> None:
         while True:
             await asyncio.sleep(TTL / 3)

@@ -66,6 +66,7 @@ class Settings:
     node_url: str = ""
     public_ip: str = ""
     udp_ports: str = ""  # UDP range for WebRTC media, e.g. "40000-40100"; empty: any port
+    orphan_check_interval: float = 15.0  # seconds between checks for live shows no node holds
     shutdown_grace: float = 10.0
 
     @property

@@ -214,3 +214,29 @@ async def test_socketio_clients_see_the_show_go_live_and_end(demo_db, tmp_path, 
         assert await buyer.next("show_status", lambda d: d["status"] == "ended")
     finally:
         await server.close()
+
+
+async def test_a_show_no_node_holds_is_ended_by_the_orphan_check(client):
+    # As after a SIGKILL: the database says live, but no relay holds the show.
+    from datetime import datetime, timezone
+
+    from orders import shows as show_repo
+    from web.appkeys import DB
+    from web.media import end_orphaned_shows
+
+    app = client.server.app
+    async with app[DB].transaction() as session:
+        await show_repo.mark_live(session, SHOW, datetime.now(timezone.utc), None)
+    assert await show_status(client) == "live"
+    assert await end_orphaned_shows(app) == [SHOW]
+    assert await show_status(client) == "ended"
+
+
+async def test_the_orphan_check_leaves_a_show_that_is_really_live(client, host_token, publisher):
+    from web.media import end_orphaned_shows
+
+    host = publisher()
+    await answer(host, await whip(client, host, host_token))
+    await until_status(client, "live")
+    assert await end_orphaned_shows(client.server.app) == []
+    assert await show_status(client) == "live"
