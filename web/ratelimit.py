@@ -9,12 +9,13 @@ page and static GETs are left to nginx's `limit_req`.
 Who is "a client": the signed-in user for writes that need one (a whole office of
 buyers behind one NAT address must not share one allowance in a flash sale), otherwise
 the client's address. The address is the peer's, or, when the peer is a trusted proxy
-(settings.trusted_proxies, loopback by default), the last address in X-Forwarded-For
+(settings.trusted_proxies: addresses or networks, loopback by default), the last address in X-Forwarded-For
 that is not itself a trusted proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -49,7 +50,7 @@ class RateLimits:
         self.auth = Rule("auth", parse(auth), per_user=False)
         self.media = Rule("media", parse(media), per_user=False)
         self.write = Rule("write", parse(write), per_user=True)
-        self.trusted = frozenset(trusted_proxies)
+        self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def rule_for(self, request: web.Request) -> Rule | None:
@@ -66,13 +67,20 @@ class RateLimits:
             return self.write
         return None
 
+    def is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.trusted)
+
     def client_address(self, request: web.Request) -> str:
         peer = request.remote or "unknown"
-        if peer not in self.trusted:
+        if not self.is_trusted(peer):
             return peer
         hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
         for hop in reversed(hops):
-            if hop not in self.trusted:
+            if not self.is_trusted(hop):
                 return hop
         return peer
 

@@ -31,7 +31,7 @@ class Settings:
     rate_limit_auth: str = "20/minute"  # sign-in and registration attempts per address
     rate_limit_media: str = "60/minute"  # WHIP/WHEP offers and hang-ups per address
     rate_limit_write: str = "300/minute"  # other API writes per signed-in user (else address)
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # whose X-Forwarded-For is believed
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses/networks whose X-Forwarded-For is believed
     # Realtime rooms
     chat_max_chars: int = 500
     chat_rate_count: int = 5

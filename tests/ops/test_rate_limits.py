@@ -102,3 +102,19 @@ async def test_whep_offers_are_limited_per_address_and_counted(strict_client):
 async def test_reads_are_not_limited_by_the_app(strict_client):
     for _ in range(10):
         assert (await strict_client.get("/api/shows/1")).status == 200
+
+
+async def test_a_trusted_proxy_network_is_looked_through(aiohttp_client, demo_db: str, tmp_path: Path):
+    # nginx in another container: its address is in a network, not a fixed loopback one.
+    settings = test_settings(
+        demo_db, recordings_dir=tmp_path / "r", rate_limit_auth="2/minute", trusted_proxies=("127.0.0.0/8",)
+    )
+    client = await aiohttp_client(create_app(settings))
+    # Two distinct clients behind two hops of the proxy network each keep their allowance.
+    for address in ("198.51.100.1", "198.51.100.2"):
+        statuses = [
+            (await client.post("/api/auth/login", json={"email": "x@example.org", "password": "wrong-pw"},
+                               headers={"X-Forwarded-For": f"{address}, 127.0.0.9"})).status
+            for _ in range(2)
+        ]
+        assert statuses == [401, 401]
