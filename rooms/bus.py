@@ -1,4 +1,4 @@
-"""Room events between processes over Redis pub/sub.
+"""Room events between processes over a Redis stream.
 
 A process delivers its own events to its own sockets directly and publishes them once;
 every other process appends them to its room buffers. Events travel already encoded
@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "livemall:rooms"
+CHANNEL = "livemall:rooms"  # the stream's key
 
 Deliver = Callable[[str, str], None]  # (room, fragment)
 
@@ -43,11 +43,24 @@ class LocalBus:
 
 
 class RedisBus:
+    """Room events over a Redis stream (XADD/XREAD), not pub/sub.
+
+    A stream remembers: a process that lost Redis reads on from the last entry it saw
+    once Redis answers again, so what other processes sent in the meantime still reaches
+    its sockets. With pub/sub, whatever was published before a process had subscribed
+    again was gone (seen in tests/rooms/test_faults.py). What this process could not
+    publish while Redis was away is kept (up to MAX_PENDING lines) and sent on return.
+    """
+
+    MAX_LEN = 5000  # entries kept in the stream: seconds of a busy service, for catching up
+    MAX_PENDING = 10_000  # lines kept while Redis is away; beyond it the oldest are dropped
+    BLOCK_MS = 5000
+
     def __init__(self, client: aioredis.Redis, origin: str, deliver: Deliver, channel: str = CHANNEL) -> None:
         self._client = client
         self._origin = origin
         self._deliver = deliver
-        self._channel = channel
+        self._stream = channel
         self._outbox: list[str] = []
         self._wake = asyncio.Event()
         self.subscribed = asyncio.Event()
@@ -57,15 +70,16 @@ class RedisBus:
         self._wake.set()
 
     async def run(self) -> None:
-        """Publisher and subscriber; cancelled by the rooms' cleanup context."""
+        """Publisher and reader; cancelled by the rooms' cleanup context."""
         publisher = asyncio.create_task(self._publish_loop())
         try:
-            await self._subscribe_loop()
+            await self._read_loop()
         finally:
             publisher.cancel()
 
     async def _publish_loop(self) -> None:
         # One task publishes, in order: events from one process reach others in the order sent.
+        delay = 0.2
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -74,36 +88,41 @@ class RedisBus:
             lines, self._outbox = self._outbox, []
             message = self._origin + "\n" + "\n".join(lines)
             try:
-                await self._client.publish(self._channel, message.encode())
+                await self._client.xadd(self._stream, {"m": message.encode()}, maxlen=self.MAX_LEN, approximate=True)
+                delay = 0.2
             except Exception as exc:  # noqa: BLE001 - local delivery already happened
-                log.warning("room events not published to other processes: %s", type(exc).__name__)
+                # Keep them for when Redis is back, in order, within a bound.
+                self._outbox[:0] = lines
+                del self._outbox[: max(0, len(self._outbox) - self.MAX_PENDING)]
+                log.warning("room events not yet published to other processes (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                self._wake.set()
 
-    async def _subscribe_loop(self) -> None:
+    async def _read_loop(self) -> None:
+        last_id: str | None = None  # None: start from the stream's end, as it is now
         delay = 0.2
         while True:
-            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
+                if last_id is None:
+                    newest = await self._client.xrevrange(self._stream, count=1)
+                    last_id = newest[0][0].decode() if newest else "0-0"
                 self.subscribed.set()
                 delay = 0.2
                 while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None and message["type"] == "message":
-                        self._receive(message["data"])
+                    batches = await self._client.xread({self._stream: last_id}, block=self.BLOCK_MS, count=500)
+                    for _stream, entries in batches or ():
+                        for entry_id, fields in entries:
+                            last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                            self._receive(fields.get(b"m") or fields.get("m") or b"")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - reconnect and carry on
+            except Exception as exc:  # noqa: BLE001 - reconnect and read on from last_id
                 self.subscribed.clear()
                 log.warning("room bus lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
-                # At most a second: whatever other processes publish before this one is
-                # subscribed again never reaches its sockets (pub/sub keeps nothing).
                 delay = min(delay * 2, 1.0)
-            finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass
 
     def _receive(self, data: bytes) -> None:
         text = data.decode() if isinstance(data, bytes) else data
