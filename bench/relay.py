@@ -2,6 +2,7 @@
 
     /work/venv/bin/python bench/relay.py            # full run, ~4 minutes
     /work/venv/bin/python bench/relay.py --quick    # smaller, for a smoke test
+    /work/venv/bin/python bench/relay.py --edge --no-baseline   # + an edge in front
 
 Re-executes itself in a private network namespace that has only loopback (127.0.0.1
 and 127.0.0.2), like ``tests/run``: aioice skips 127.0.0.1, so media flows over
@@ -26,6 +27,11 @@ inflate them; wall-clock figures are printed beside them):
   viewers that joined at that step (i.e. with the previous step's viewers connected)
 - latency: publisher send time of a frame (the publisher's RTP/NTP mapping, which the
   relay forwards in its SRs) -> arrival of its last packet at the viewer
+
+``--edge`` adds a run where the viewers play from a second relay process, an edge that
+pulls the show from the origin over WHEP (``LiveHub.pull``) on its first viewer: the
+"srv" figures are then the edge's, and the origin's CPU (one viewer: the edge) is
+printed beside them.
 """
 
 from __future__ import annotations
@@ -224,9 +230,12 @@ class StockRelay:
 
 
 async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
+    import aiohttp
     from aiohttp import web
 
-    if mode == "relay":
+    origin = options.pop("origin", None)  # mode "edge": the origin relay's URL
+    http: Optional[aiohttp.ClientSession] = None
+    if mode in ("relay", "edge"):
         from live.hub import LiveHub
 
         # Lean viewers send no receiver reports, so the RTCP-silence reaper is off here.
@@ -234,14 +243,23 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
     else:
         hub = StockRelay()
 
+    async def send_offer(offer: str) -> str:
+        assert http is not None
+        async with http.post(f"{origin}/whep/{SHOW}", data=offer) as reply:
+            assert reply.status == 201, await reply.text()
+            return await reply.text()
+
     async def whip(request: web.Request) -> web.Response:
         session = await hub.publish(int(request.match_info["show"]), await request.text())
-        sid, answer = (session.id, session.answer_sdp) if mode == "relay" else session
+        sid, answer = (session.id, session.answer_sdp) if mode != "stock" else session
         return web.Response(status=201, text=answer, headers={"Location": f"/whip/1/{sid}"})
 
     async def whep(request: web.Request) -> web.Response:
-        session = await hub.play(int(request.match_info["show"]), await request.text())
-        sid, answer = (session.id, session.answer_sdp) if mode == "relay" else session
+        show = int(request.match_info["show"])
+        if mode == "edge" and not hub.is_pulled(show):
+            await hub.pull(show, send_offer)  # concurrent first viewers share one pull
+        session = await hub.play(show, await request.text())
+        sid, answer = (session.id, session.answer_sdp) if mode != "stock" else session
         return web.Response(status=201, text=answer, headers={"Location": f"/whep/1/{sid}"})
 
     async def stats(request: web.Request) -> web.Response:
@@ -249,6 +267,8 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
         data.pop("shows", None)
         return web.json_response(data)
 
+    if origin is not None:
+        http = aiohttp.ClientSession()
     app = web.Application()
     app.router.add_post("/whip/{show}", whip)
     app.router.add_post("/whep/{show}", whep)
@@ -261,6 +281,8 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
     conn.send(("ready", port, os.getpid()))
     await asyncio.get_running_loop().run_in_executor(None, conn.recv)
     await hub.close()
+    if http is not None:
+        await http.close()
     await runner.cleanup()
 
 
@@ -539,7 +561,9 @@ def run_mode(
     context = multiprocessing.get_context("spawn")
     server_conn, child = context.Pipe()
     server = context.Process(
-        target=server_process, args=(mode, child, profile, options), daemon=True
+        target=server_process,
+        args=("relay" if mode == "edge" else mode, child, profile if mode != "edge" else None, options),
+        daemon=True,
     )
     server.start()
     _, port, server_pid = server_conn.recv()
@@ -551,6 +575,20 @@ def run_mode(
     publisher.start()
     publisher_conn.recv()
     time.sleep(1.0)
+    origin_pid = None
+    edge_conn = edge = None
+    if mode == "edge":
+        # The viewers play from an edge process that pulls the show from this origin.
+        origin_pid, origin_url = server_pid, url
+        edge_conn, child = context.Pipe()
+        edge = context.Process(
+            target=server_process,
+            args=("edge", child, profile, dict(options or {}, origin=origin_url)),
+            daemon=True,
+        )
+        edge.start()
+        _, edge_port, server_pid = edge_conn.recv()
+        url = f"http://127.0.0.1:{edge_port}"
 
     workers = []
     for _ in range(min(4, max(steps))):
@@ -584,9 +622,11 @@ def run_mode(
         time.sleep(max(0.0, start - time.monotonic()))
         cpu_before, stats_before, busy_before = process_cpu(server_pid), fetch_stats(url), machine_busy()
         publisher_cpu_before = process_cpu(publisher.pid)
+        origin_cpu_before = process_cpu(origin_pid) if origin_pid else 0.0
         time.sleep(max(0.0, end - time.monotonic()))
         cpu_after, stats_after, busy_after = process_cpu(server_pid), fetch_stats(url), machine_busy()
         publisher_cpu = process_cpu(publisher.pid) - publisher_cpu_before
+        origin_cpu = process_cpu(origin_pid) - origin_cpu_before if origin_pid else None
         results, viewer_cpu = [], 0.0
         for _, conn in workers:
             _, measured, cpu = conn.recv()
@@ -622,8 +662,10 @@ def run_mode(
                 "join_p50_ms": 1000 * percentile(joins, 0.5),
                 "join_p95_ms": 1000 * percentile(joins, 0.95),
                 "join_wall_s": join_wall,
-                "latency_p50_ms": 1000 * percentile(latencies, 0.5) if mode == "relay" else None,
-                "latency_p95_ms": 1000 * percentile(latencies, 0.95) if mode == "relay" else None,
+                "latency_p50_ms": 1000 * percentile(latencies, 0.5) if mode != "stock" else None,
+                "latency_p95_ms": 1000 * percentile(latencies, 0.95) if mode != "stock" else None,
+                # mode "edge": the origin relay's CPU (its one viewer is the edge)
+                "origin_core_pct": 100 * origin_cpu / window if origin_cpu is not None else None,
                 "viewer_procs_core_pct": 100 * viewer_cpu / window,
                 "publisher_core_pct": 100 * publisher_cpu / window,
                 "machine_busy_pct": 100 * machine * os.cpu_count(),
@@ -648,6 +690,9 @@ def run_mode(
     for process, conn in workers:
         conn.recv()
         process.join(10)
+    if edge is not None and edge_conn is not None:
+        edge_conn.send("stop")
+        edge.join(20)
     publisher_conn.send("stop")
     publisher.join(10)
     server_conn.send("stop")
@@ -673,7 +718,7 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
     print(units)
     print("-" * len(header))
     for row in rows:
-        label = "live/ relay" if row["mode"] == "relay" else "aiortc MediaRelay"
+        label = {"relay": "live/ relay", "edge": "live/ edge"}.get(row["mode"], "aiortc MediaRelay")
         per_core = 100 / row["core_pct_per_viewer"] if row["core_pct_per_viewer"] else float("inf")
         print(
             f"{label:<22}{row['viewers']:>4}{row['cpu_s_per_viewer_min']:>10.3f}"
@@ -683,7 +728,18 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
             f"{fmt(row['latency_p95_ms'], '.0f'):>8}{row['server_core_pct']:>7.1f}"
         )
     relay = [r for r in rows if r["mode"] == "relay"]
-    stock = [r for r in rows if r["mode"] != "relay"]
+    stock = [r for r in rows if r["mode"] == "stock"]
+    edge = [r for r in rows if r["mode"] == "edge"]
+    if edge:
+        print()
+        print("origin CPU (% of one core) with the viewers on the origin / behind one edge:")
+        direct = {r["viewers"]: r["server_core_pct"] for r in relay}
+        for row in edge:
+            alone = direct.get(row["viewers"])
+            print(
+                f"  N={row['viewers']:<4} origin {fmt(alone, '5.1f')} / {row['origin_core_pct']:5.1f}"
+                f"   (edge {row['server_core_pct']:5.1f})"
+            )
     if relay and stock:
         baseline = min(r["core_pct_per_viewer"] for r in stock)
         print()
@@ -714,7 +770,7 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
 def print_targets(rows: list[dict[str, Any]]) -> None:
     """Issue 9's targets against this run's rows."""
     relay = [r for r in rows if r["mode"] == "relay"]
-    stock = [r for r in rows if r["mode"] != "relay"]
+    stock = [r for r in rows if r["mode"] == "stock"]
     if not relay:
         return
     largest = max(relay, key=lambda r: r["viewers"])
@@ -756,6 +812,8 @@ def main() -> None:
     parser.add_argument("--profile", help="cProfile the live/ relay process into this file")
     parser.add_argument("--replay-window", type=float, help="LiveHub(replay_window=...)")
     parser.add_argument("--keyframe-interval", type=float, help="LiveHub(keyframe_interval=...)")
+    parser.add_argument("--edge", action="store_true",
+                        help="also run the steps with the viewers behind an edge relay process")
     args = parser.parse_args()
     ensure_loopback_namespace()
     started = time.monotonic()
@@ -776,6 +834,8 @@ def main() -> None:
         if args.keyframe_interval is not None:
             options["keyframe_interval"] = args.keyframe_interval
         rows = run_mode("relay", relay_steps, media, window, args.profile, options)
+        if args.edge:
+            rows += run_mode("edge", relay_steps, media, window, None, options)
         if stock_steps:
             rows += run_mode("stock", stock_steps, media, window)
     print_table(rows, time.monotonic() - started)

@@ -7,6 +7,13 @@ changes shape (pyproject pins ``aiortc>=1.16,<1.17`` for the same reason).
 
 Nothing here runs per packet except the objects it installs; the functions are called
 once per peer connection.
+
+The receiver hooks are installed from the peer connection's "track" handler. That is
+early enough only because aiortc emits "track" inside ``setRemoteDescription`` and
+starts ``RTCRtpReceiver.receive()`` later, from ``__connect`` once DTLS is up, both
+when the relay answers (a WHIP publisher) and when it offers (an edge pulling from its
+origin, ``Publisher.pull``); ``test_offerer_gets_its_tracks_in_set_remote_description_
+before_receiving`` guards the second case.
 """
 
 from __future__ import annotations

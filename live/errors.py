@@ -37,3 +37,10 @@ class RelayUnavailable(LiveError):
     """The hub is shutting down and takes no new sessions (HTTP 503)."""
 
     code = "relay_unavailable"
+
+
+class OriginUnavailable(LiveError):
+    """An edge could not pull the show from its origin: the origin did not answer, or
+    answered with something the edge cannot receive (HTTP 503, retry)."""
+
+    code = "origin_unavailable"

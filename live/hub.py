@@ -5,6 +5,14 @@ calls and maps ``LiveError.code`` to HTTP replies. Authorisation and show existe
 its job too. A show is live from a successful ``publish`` until its publisher is
 stopped, its connection fails or closes, it sends no media for ``media_timeout``
 seconds, or the hub closes; then every viewer is closed and ``ShowEnded`` fires once.
+
+A hub can also be an *edge* for a show published on another hub (``pull``): it
+receives the show once from that origin over WHEP and serves its own viewers from it
+exactly as from a publisher. Edge shows emit no ``ShowStarted``/``ShowEnded`` (the
+origin's hub does; an edge neither records nor owns the show's status), are not
+``is_live`` (that means "published here") but ``is_pulled``, and end when the origin
+closes the connection, when no frame arrives for ``media_timeout`` seconds, or after
+``edge_linger`` seconds without a viewer.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ from live.errors import (
 )
 from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL
-from live.publisher import Publisher
+from live.publisher import Publisher, SendOffer
 from live.recorder import recording_suffix
 from live.sdp import accepts, parse_offer
 from live.track_fanout import DEFAULT_REPLAY_WINDOW
@@ -38,15 +46,22 @@ from live.viewer import Viewer
 
 logger = logging.getLogger(__name__)
 
-EndReason = Literal["deleted", "ice_failed", "no_media", "shutdown"]
+# origin shows: deleted, ice_failed, no_media, shutdown; edge shows (no event) also
+# origin_ended (the origin closed the connection), idle (no viewer for edge_linger s)
+# and superseded (the show was published on this hub: the origin moved here).
+EndReason = Literal[
+    "deleted", "ice_failed", "no_media", "shutdown", "origin_ended", "idle", "superseded"
+]
+
+DEFAULT_EDGE_LINGER = 10.0  # seconds an edge keeps a show no local viewer watches
 
 
 @dataclass(frozen=True)
 class Session:
     id: str
     show_id: int
-    answer_sdp: str
-    kind: Literal["publisher", "viewer"]
+    answer_sdp: str  # for "edge": the origin's answer to the edge's offer
+    kind: Literal["publisher", "viewer", "edge"]
 
 
 @dataclass(frozen=True)
@@ -68,15 +83,21 @@ ShowEvent = Union[ShowStarted, ShowEnded]
 
 
 class _Show:
-    def __init__(self, show_id: int, session_id: str, started_at: datetime) -> None:
+    def __init__(
+        self, show_id: int, session_id: str, started_at: datetime, *, edge: bool = False
+    ) -> None:
         self.id = show_id
         self.session_id = session_id
         self.started_at = started_at
+        self.edge = edge  # pulled from an origin: no events, no recording
         self.publisher: Optional[Publisher] = None
         self.viewers: dict[str, Viewer] = {}
         self.ending = False
-        self.announced = False  # ShowStarted was emitted
-        self.ready = asyncio.Event()  # publish() finished, one way or the other
+        self.announced = False  # live: ShowStarted was emitted (origin) / pulled (edge)
+        self.ready = asyncio.Event()  # publish()/pull() finished, one way or the other
+        self.failure: Optional[BaseException] = None  # why pull() failed, for its waiters
+        self.idle_since: Optional[float] = time.monotonic() if edge else None
+        self.answer_sdp = ""
 
 
 class LiveHub:
@@ -92,7 +113,13 @@ class LiveHub:
         replay_window: float = DEFAULT_REPLAY_WINDOW,
         public_ip: Optional[str] = None,
         udp_ports: Optional[tuple[int, int]] = None,
+        session_prefix: str = "",
+        edge_linger: float = DEFAULT_EDGE_LINGER,
     ) -> None:
+        # ``session_prefix`` starts every session id (e.g. "n1."), so a balancer can
+        # route a DELETE on a WHIP/WHEP resource to the node that holds the session.
+        self._session_prefix = session_prefix
+        self._edge_linger = edge_linger
         self._ice_servers = list(ice_servers)
         # Host candidates announce ``public_ip`` and bind in ``udp_ports`` (both ends
         # included); raises ValueError at start-up for a malformed address or range.
@@ -103,7 +130,9 @@ class LiveHub:
         self._viewer_timeout = viewer_timeout
         self._keyframe_interval = keyframe_interval
         self._replay_window = replay_window
-        self._tick_interval = min(1.0, media_timeout / 4, viewer_timeout / 4)
+        self._tick_interval = min(
+            1.0, media_timeout / 4, viewer_timeout / 4, max(edge_linger, 0.4) / 4
+        )
         self._shows: dict[int, _Show] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._ticker: Optional[asyncio.Task[None]] = None
@@ -112,6 +141,7 @@ class LiveHub:
         self._viewers_reaped = 0
         self._shows_started = 0
         self._shows_ended = 0
+        self._edge_pulls = 0
 
     # --- public interface -----------------------------------------------------------
 
@@ -121,10 +151,15 @@ class LiveHub:
         if self._closed:
             raise RelayUnavailable("the relay is shutting down")
         offer = parse_offer(offer_sdp, role="publisher")
+        existing = self._shows.get(show_id)
+        if existing is not None and existing.edge:
+            # The show is published here now, so whatever origin the edge pulled from
+            # is gone or about to be: its viewers must come back to this publisher.
+            await self._end_show(existing, "superseded")
         if show_id in self._shows:
             raise PublisherExists(f"show {show_id} already has a publisher")
         started_at = datetime.now(timezone.utc)
-        show = _Show(show_id, _new_session_id(), started_at)
+        show = _Show(show_id, self._new_session_id(), started_at)
         self._shows[show_id] = show  # reserved before the first await
         video = offer.first("video")
         publisher = Publisher(
@@ -175,7 +210,7 @@ class LiveHub:
             sent = ", ".join(t.capability.mimeType for t in show.publisher.tracks.values())
             raise BadOffer(f"the offer cannot receive this show ({sent})")
         viewer = Viewer(
-            _new_session_id(),
+            self._new_session_id(),
             show_id,
             ice_servers=self._ice_servers,
             ice_sockets=self._ice_sockets,
@@ -195,6 +230,60 @@ class LiveHub:
             raise ShowNotLive(f"show {show_id} ended")
         return Session(viewer.session_id, show_id, answer, "viewer")
 
+    async def pull(self, show_id: int, send_offer: SendOffer) -> Session:
+        """Become an edge for a show published elsewhere: offer to receive it, let
+        ``send_offer`` carry the offer to the origin's WHEP endpoint and return its
+        answer, then serve ``play`` from it. Concurrent and repeated calls share one
+        pull. Raises what ``send_offer`` raises (ShowNotLive when the origin has no
+        such show), OriginUnavailable for an unusable answer, PublisherExists if the
+        show is published on this hub, RelayUnavailable after ``close()`` or without a
+        free port."""
+        if self._closed:
+            raise RelayUnavailable("the relay is shutting down")
+        show = self._shows.get(show_id)
+        if show is not None:
+            if not show.edge:
+                raise PublisherExists(f"show {show_id} is published on this relay")
+            await show.ready.wait()
+            if isinstance(show.failure, Exception):  # the shared pull's error, not a cancel
+                raise show.failure
+            if show.ending:
+                raise ShowNotLive(f"show {show_id} ended")
+            return Session(show.session_id, show_id, show.answer_sdp, "edge")
+        show = _Show(show_id, self._new_session_id(), datetime.now(timezone.utc), edge=True)
+        self._shows[show_id] = show  # reserved before the first await: one pull per show
+        publisher = Publisher(
+            show_id,
+            ice_servers=self._ice_servers,
+            ice_sockets=self._ice_sockets,
+            recording_path=None,  # the origin records
+            on_connection_lost=lambda: self._end_soon(show, "origin_ended"),
+            spawn=self._spawn,
+            keyframe_interval=self._keyframe_interval,
+            replay_window=self._replay_window,
+        )
+        show.publisher = publisher
+        try:
+            show.answer_sdp = await publisher.pull(send_offer)
+        except BaseException as exc:
+            if self._shows.get(show_id) is show:
+                del self._shows[show_id]
+            show.ending = True
+            show.failure = exc
+            show.ready.set()
+            await _quietly(publisher.close())
+            raise
+        if show.ending:  # close() began meanwhile
+            show.ready.set()
+            raise ShowNotLive(f"show {show_id} ended")
+        self._ensure_ticker()
+        self._edge_pulls += 1
+        show.idle_since = time.monotonic()  # the linger starts once media can flow
+        show.announced = True
+        show.ready.set()
+        logger.info("show %s: pulled from its origin (edge session %s)", show_id, show.session_id)
+        return Session(show.session_id, show_id, show.answer_sdp, "edge")
+
     async def stop(self, show_id: int, session_id: str) -> None:
         """Stop a publisher (ends the show) or a viewer. Raises UnknownSession."""
         show = self._shows.get(show_id)
@@ -209,14 +298,20 @@ class LiveHub:
         await viewer.close()
 
     def is_live(self, show_id: int) -> bool:
+        """The show is published on this hub (it is the show's origin)."""
         show = self._shows.get(show_id)
-        return show is not None and show.announced and not show.ending
+        return show is not None and not show.edge and show.announced and not show.ending
+
+    def is_pulled(self, show_id: int) -> bool:
+        """This hub is an edge for the show: ``play`` serves it from the origin's stream."""
+        show = self._shows.get(show_id)
+        return show is not None and show.edge and show.announced and not show.ending
 
     def stats(self) -> dict[str, Any]:
         """For metrics: gauges, counters (``*_total``) and a ``shows`` breakdown."""
         totals = dict(self._totals)
         shows: dict[int, Any] = {}
-        viewers = waiting = 0
+        viewers = waiting = edges = 0
         for show in self._shows.values():
             if show.publisher is None or not show.announced:
                 continue
@@ -238,21 +333,25 @@ class LiveHub:
                     totals.get("recording_drops", 0) + show.publisher.recorder.dropped
                 )
             viewers += len(show.viewers)
+            edges += show.edge
             shows[show.id] = {
+                "edge": show.edge,
                 "viewers": len(show.viewers),
                 "tracks": tracks,
                 "frames_in_unnegotiated_codec": show.publisher.codec_switches,
             }
         return {
-            # gauges
-            "live_shows": len(shows),
-            "publishers": len(shows),
+            # gauges (live_shows and publishers: shows published here; edge_shows: pulled)
+            "live_shows": len(shows) - edges,
+            "publishers": len(shows) - edges,
+            "edge_shows": edges,
             "viewers": viewers,
             "viewers_waiting_for_keyframe": waiting,
             # counters since the hub started (``_total``: Prometheus counters)
             "shows_started_total": self._shows_started,
             "shows_ended_total": self._shows_ended,
             "viewers_reaped_total": self._viewers_reaped,
+            "edge_pulls_total": self._edge_pulls,
             "frames_received_total": totals.get("frames", 0) + totals.get("frames_skipped", 0),
             "frames_skipped_total": totals.get("frames_skipped", 0),
             "packets_forwarded_total": totals.get("packets_forwarded", 0),
@@ -302,7 +401,7 @@ class LiveHub:
         except Exception:
             logger.exception("show %s: closing the publisher failed", show.id)
             recording = None
-        if show.announced:
+        if show.announced and not show.edge:
             self._shows_ended += 1
             await self._emit(
                 ShowEnded(
@@ -343,6 +442,13 @@ class LiveHub:
                     self._viewer_gone(show, viewer, "no RTCP")
                 else:
                     viewer.follow_ice()
+            if show.edge:
+                if show.viewers:
+                    show.idle_since = None
+                elif show.idle_since is None:
+                    show.idle_since = now
+                elif now - show.idle_since > self._edge_linger:
+                    self._end_soon(show, "idle")
 
     async def _tick_forever(self) -> None:
         while True:
@@ -357,6 +463,9 @@ class LiveHub:
             self._ticker = asyncio.ensure_future(self._tick_forever())
 
     # --- helpers --------------------------------------------------------------------
+
+    def _new_session_id(self) -> str:
+        return self._session_prefix + secrets.token_urlsafe(12)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(coro)
@@ -398,10 +507,6 @@ class LiveHub:
                 _add(self._totals, _keyframe_counters(track))
         if publisher.recorder is not None:
             _add(self._totals, {"recording_drops": publisher.recorder.dropped})
-
-
-def _new_session_id() -> str:
-    return secrets.token_urlsafe(12)
 
 
 def _keyframe_counters(track: Any) -> dict[str, int]:

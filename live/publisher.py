@@ -4,6 +4,12 @@ aiortc keeps doing what it is good at toward the publisher (ICE, DTLS, SRTP, jit
 buffer, NACK, RTX, receiver reports); at the point where it would hand each
 reassembled frame to its decoder thread, the tap hands it to the show's
 ``TrackFanout`` instead. Nothing is decoded.
+
+The "publisher" is either a WHIP client whose offer ``negotiate`` answers, or, on an
+edge, the show's origin: ``pull`` makes the offer (recvonly audio and video), the
+origin answers as it would any WHEP viewer, and from the first frame on the two are
+indistinguishable. PLIs then go to the origin, whose own ``KeyframeRequester`` passes
+them on to the real publisher.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Optional
 
@@ -29,11 +35,11 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtcpSrPacket
 
 from live import aiortc_hooks
-from live.errors import BadOffer
+from live.errors import BadOffer, LiveError, OriginUnavailable
 from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester
 from live.recorder import Recorder
-from live.sdp import Offer, local_capability, rtx_capability
+from live.sdp import Offer, local_capability, parse_offer, relayable_capabilities, rtx_capability
 from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -43,6 +49,9 @@ logger = logging.getLogger(__name__)
 # 256 packets (~1.6 s at 1.5 Mbit/s) still holds the largest keyframes a 1080p
 # publisher sends; a frame larger than the buffer could never be reassembled.
 VIDEO_JITTER_PACKETS = 256
+
+# An edge's WHEP exchange with its origin: takes the SDP offer, returns the answer.
+SendOffer = Callable[[str], Awaitable[str]]
 
 
 class Publisher:
@@ -103,6 +112,41 @@ class Publisher:
             raise
         if not self.tracks:
             raise BadOffer("the offer has no audio or video the relay can receive")
+        self._start_recording()
+        return self.pc.localDescription.sdp
+
+    async def pull(self, send_offer: SendOffer) -> str:
+        """Edge: receive the show from its origin over WHEP; return the origin's answer.
+
+        Raises what ``send_offer`` raises (e.g. ShowNotLive from the origin) and
+        OriginUnavailable for an answer the edge cannot use."""
+        for kind in ("video", "audio"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            # No RTX: the origin sends none to viewers and repairs loss on the media SSRC.
+            transceiver.setCodecPreferences(relayable_capabilities(kind))
+        if self._ice_sockets is not None:
+            self._ice_sockets.apply(self.pc)  # before the gathering setLocalDescription does
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await send_offer(self.pc.localDescription.sdp)
+        try:
+            # The origin's answer sends what the edge receives, as a WHIP offer would:
+            # parsed the same way, it gives each track's SSRC (PLI target, SR filter).
+            self._offer = parse_offer(answer, role="publisher")
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        except LiveError as exc:
+            raise OriginUnavailable(f"the origin's answer is unusable: {exc}") from exc
+        except (ValueError, LookupError, AssertionError) as exc:
+            raise OriginUnavailable(f"the origin's answer was refused: {exc}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("aiortc"):
+                raise OriginUnavailable(f"the origin's answer was refused: {exc}") from exc
+            raise
+        if not self.tracks:
+            raise OriginUnavailable("the origin sends no audio or video the edge can relay")
+        self._start_recording()
+        return answer
+
+    def _start_recording(self) -> None:
         if self._recording_path is not None:
             video = self.tracks.get("video")
             audio = self.tracks.get("audio")
@@ -113,7 +157,6 @@ class Publisher:
             )
             for track in self.tracks.values():
                 track.recorder = self.recorder
-        return self.pc.localDescription.sdp
 
     @property
     def uses_publisher_clock(self) -> bool:

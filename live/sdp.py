@@ -91,6 +91,16 @@ def local_capability(kind: str, codec: RTCRtpCodecParameters) -> Optional[RTCRtp
     return None
 
 
+def relayable_capabilities(kind: str) -> list[RTCRtpCodecCapability]:
+    """Every codec of ``kind`` the relay can carry, in aiortc's order: what an edge
+    offers its origin, which answers with the one its publisher sends."""
+    return [
+        c
+        for c in RTCRtpSender.getCapabilities(kind).codecs
+        if c.name.lower() in RELAYED_CODECS.get(kind, ())
+    ]
+
+
 def rtx_capability(kind: str) -> Optional[RTCRtpCodecCapability]:
     return next(
         (c for c in RTCRtpSender.getCapabilities(kind).codecs if c.name.lower() == "rtx"),

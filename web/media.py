@@ -18,7 +18,8 @@ from urllib.parse import unquote
 from aiohttp import web
 from aiortc import RTCIceServer
 
-from live.errors import BadOffer, LiveError, PublisherExists, RelayUnavailable, ShowNotLive, UnknownSession
+from live.errors import (BadOffer, LiveError, OriginUnavailable, PublisherExists, RelayUnavailable, ShowNotLive,
+                         UnknownSession)
 from live.hub import LiveHub, ShowEnded, ShowStarted
 from live.ice_sockets import parse_port_range
 from orders import shows
@@ -26,7 +27,7 @@ from orders.models import ShowStatus
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS
 from web.auth import require_user
 from web.errors import EXTRA, json_error, json_response
-from web.media_origin import ShowOrigins, was_forwarded
+from web.media_origin import RETRY_AFTER, ShowOrigins, was_forwarded
 from web.metrics import register_stats
 from web.turn import IceServer, ice_servers_for
 from web.validation import int_param
@@ -45,6 +46,7 @@ EXTRA.update(
         ShowNotLive: (409, "show_not_live"),
         UnknownSession: (404, "unknown_session"),
         RelayUnavailable: (503, "relay_unavailable"),  # shutting down, or no free UDP port
+        OriginUnavailable: (503, "origin_unavailable"),  # an edge could not pull the show
         LiveError: (400, "live_error"),
     }
 )
@@ -137,18 +139,44 @@ async def whep_play(request: web.Request) -> web.Response:
     async with request.app[DB].session() as session:
         await shows.get_show(session, show_id)  # 404 for an unknown show
     offer = await _read_offer(request)
-    if origin := await _origin_elsewhere(request, show_id):
-        return await request.app[ORIGINS].forward(request, origin, offer.encode())
-    live = await request.app[HUB].play(show_id, offer)
+    hub = request.app[HUB]
+    if not (request.app[SETTINGS].edge_pull and hub.is_pulled(show_id)):
+        if origin := await _origin_elsewhere(request, show_id):
+            if not request.app[SETTINGS].edge_pull:
+                return await request.app[ORIGINS].forward(request, origin, offer.encode())
+            try:
+                await _pull(request, show_id, origin)
+            except OriginUnavailable as exc:
+                response = json_error(503, exc.code, str(exc))
+                response.headers["Retry-After"] = RETRY_AFTER
+                return response
+    live = await hub.play(show_id, offer)
     return _answer(request, live, f"/whep/{show_id}/{live.id}")
+
+
+async def _pull(request: web.Request, show_id: int, origin: str) -> None:
+    """Become an edge for the show. The hub shares one pull among concurrent callers,
+    so a crowd of first viewers costs the origin one viewer."""
+    origins = request.app[ORIGINS]
+    request_id = request.headers.get("X-Request-Id")
+
+    async def send_offer(offer_sdp: str) -> str:
+        return await origins.offer(origin, show_id, offer_sdp, request_id)
+
+    await request.app[HUB].pull(show_id, send_offer)
 
 
 async def whep_stop(request: web.Request) -> web.Response:
     # The session id is an unguessable capability handed to the viewer in Location.
+    # It starts with the name of the node serving it (an edge, or the origin), which
+    # nginx routes on; a session this node does not hold is the origin's.
     show_id = int_param(request, "show_id")
-    if origin := await _origin_elsewhere(request, show_id):
-        return await request.app[ORIGINS].forward(request, origin, None)
-    await request.app[HUB].stop(show_id, request.match_info["session_id"])
+    try:
+        await request.app[HUB].stop(show_id, request.match_info["session_id"])
+    except UnknownSession:
+        if origin := await _origin_elsewhere(request, show_id):
+            return await request.app[ORIGINS].forward(request, origin, None)
+        raise
     return web.Response(status=200)
 
 
@@ -248,6 +276,8 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         on_event=on_event,
         public_ip=settings.public_ip or None,
         udp_ports=parse_port_range(settings.udp_ports) if settings.udp_ports else None,
+        session_prefix=f"{settings.node_name}.",  # nginx routes DELETE/PATCH on it
+        edge_linger=settings.edge_linger,
     )
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url)

@@ -6,6 +6,10 @@ The node that takes a publisher records itself in Redis as the show's origin; a 
 asked about a show live elsewhere forwards the request there instead of answering
 409. The media itself (UDP) then flows between the viewer and the origin directly,
 since the SDP answer carries the origin's ICE candidates.
+
+With edge pulling on (``edge_pull``), a WHEP request is not forwarded: the node itself
+becomes a viewer of the origin (``offer``, once per show) and relays the show to its
+own viewers (``LiveHub.pull``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import aiohttp
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from live.errors import OriginUnavailable, ShowNotLive
 from web.errors import json_error
 
 log = logging.getLogger(__name__)
@@ -93,12 +98,10 @@ class ShowOrigins:
                 await self.redis.set(_key(show_id), self.node_url, ex=TTL)
 
     async def forward(self, request: web.Request, origin: str, body: bytes | None) -> web.Response:
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
         headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
         headers[FORWARDED] = "1"
         try:
-            async with self._http.request(request.method, origin + request.path, data=body, headers=headers) as r:
+            async with self._client().request(request.method, origin + request.path, data=body, headers=headers) as r:
                 payload = await r.read()
                 response = web.Response(status=r.status, body=payload)
                 for name in _RETURNED_HEADERS:
@@ -115,6 +118,32 @@ class ShowOrigins:
             response = json_error(503, "origin_unavailable", "the node holding this show is unreachable; retry")
             response.headers["Retry-After"] = RETRY_AFTER
             return response
+
+    async def offer(self, origin: str, show_id: int, offer_sdp: str, request_id: str | None = None) -> str:
+        """An edge's WHEP exchange with the show's origin: POST the offer, return the SDP
+        answer. Marked as forwarded, so the origin answers itself (no pull or forward
+        loop). Raises ShowNotLive if the origin has no such show, OriginUnavailable if
+        it cannot be reached or answers otherwise."""
+        headers = {"Content-Type": "application/sdp", FORWARDED: "1"}
+        if request_id:
+            headers["X-Request-Id"] = request_id
+        try:
+            async with self._client().post(f"{origin}/whep/{show_id}", data=offer_sdp.encode(),
+                                           headers=headers) as r:
+                body = await r.text()
+                if r.status == 201:
+                    return body
+                if r.status == 409:
+                    raise ShowNotLive(f"show {show_id} is not live on its origin")
+                raise OriginUnavailable(f"the origin answered {r.status}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("origin %s of show %s unreachable: %s", origin, show_id, type(exc).__name__)
+            raise OriginUnavailable("the node holding this show is unreachable; retry") from exc
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15))
+        return self._http
 
     async def close(self) -> None:
         for task in self._refreshers.values():

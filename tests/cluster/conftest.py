@@ -74,6 +74,12 @@ class Cluster:
 
 @pytest.fixture(scope="session")
 def cluster(redis_url: str, pg_template, tmp_path_factory) -> Iterator[Cluster]:
+    yield from run_cluster(redis_url, pg_template, tmp_path_factory)
+
+
+def run_cluster(redis_url: str, pg_template, tmp_path_factory, **node_env: str) -> Iterator[Cluster]:
+    """Start a cluster (extra LIVEMALL_* settings for its nodes in ``node_env``), yield it,
+    stop it and drop its database."""
     for binary, package in (("nginx", "nginx"), ("turnserver", "coturn")):
         if shutil.which(binary) is None and shutil.which(binary, path="/usr/sbin:/usr/bin") is None:
             missing_service(f"{package} is not installed (deploy/local-cluster installs it with apt-get)")
@@ -102,6 +108,7 @@ def cluster(redis_url: str, pg_template, tmp_path_factory) -> Iterator[Cluster]:
         LIVEMALL_DRAIN_SETTLE="3",
         LIVEMALL_SHUTDOWN_GRACE="8",
     )
+    env.update(node_env)
     started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, timeout=180)
     if started.returncode != 0:
         logs = "\n".join(p.read_text()[-2000:] for p in state.glob("*.log"))

@@ -265,3 +265,26 @@ async def test_host_candidates_can_be_bound_in_a_port_range_and_announce_another
         assert "c=IN IP4 198.51.100.7" in pc.localDescription.sdp
     finally:
         await pc.close()
+
+
+async def test_offerer_gets_its_tracks_in_set_remote_description_before_receiving():
+    # Edges (Publisher.pull) are the offerer: the taps and jitter buffers are installed
+    # in the "track" handler, which must run before the receiver handles any RTP, as it
+    # does for an answerer. RTCPeerConnection.setRemoteDescription emits the track
+    # events; RTCRtpReceiver.receive() runs later, from __connect once DTLS is up.
+    edge, origin = RTCPeerConnection(), RTCPeerConnection()
+    try:
+        edge.addTransceiver("video", direction="recvonly")
+        seen = []
+        receiver = edge.getTransceivers()[0].receiver
+        edge.on("track", lambda track: seen.append(receiver._RTCRtpReceiver__started))
+        await edge.setLocalDescription(await edge.createOffer())
+        await origin.setRemoteDescription(edge.localDescription)
+        origin.getTransceivers()[0].sender.replaceTrack(aiortc.VideoStreamTrack())
+        origin.getTransceivers()[0].direction = "sendonly"
+        await origin.setLocalDescription(await origin.createAnswer())
+        await edge.setRemoteDescription(origin.localDescription)
+        assert seen == [False]
+    finally:
+        await edge.close()
+        await origin.close()
