@@ -104,7 +104,7 @@ async def ice_servers_json(request: web.Request) -> web.Response:
 
 
 async def _origin_elsewhere(request: web.Request, show_id: int) -> str | None:
-    if was_forwarded(request) or request.app[HUB].is_live(show_id):
+    if was_forwarded(request, request.app[SETTINGS].secret) or request.app[HUB].is_live(show_id):
         return None
     return await request.app[ORIGINS].elsewhere(show_id)
 
@@ -280,7 +280,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         edge_linger=settings.edge_linger,
     )
     app[HUB] = hub
-    app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url)
+    app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url, settings.secret)
     register_stats("livemall_relay", hub.stats)
     reaper = asyncio.create_task(_end_orphaned_shows(app, settings.orphan_check_interval))
     yield

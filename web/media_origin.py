@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
+import time
 
 import aiohttp
 import redis.asyncio as aioredis
@@ -41,9 +44,10 @@ def _key(show_id: int) -> str:
 class ShowOrigins:
     """Origin registry in Redis; a no-op when the node runs alone (no Redis or no node URL)."""
 
-    def __init__(self, redis: aioredis.Redis | None, node_url: str) -> None:
+    def __init__(self, redis: aioredis.Redis | None, node_url: str, secret: str) -> None:
         self.redis = redis if node_url else None
         self.node_url = node_url
+        self._secret = secret
         self._refreshers: dict[int, asyncio.Task] = {}
         self._http: aiohttp.ClientSession | None = None
 
@@ -99,7 +103,7 @@ class ShowOrigins:
 
     async def forward(self, request: web.Request, origin: str, body: bytes | None) -> web.Response:
         headers = {h: request.headers[h] for h in _PASSED_HEADERS if h in request.headers}
-        headers[FORWARDED] = "1"
+        headers[FORWARDED] = forward_proof(self._secret, request.method, request.path)
         try:
             async with self._client().request(request.method, origin + request.path, data=body, headers=headers) as r:
                 payload = await r.read()
@@ -124,11 +128,12 @@ class ShowOrigins:
         answer. Marked as forwarded, so the origin answers itself (no pull or forward
         loop). Raises ShowNotLive if the origin has no such show, OriginUnavailable if
         it cannot be reached or answers otherwise."""
-        headers = {"Content-Type": "application/sdp", FORWARDED: "1"}
+        path = f"/whep/{show_id}"
+        headers = {"Content-Type": "application/sdp", FORWARDED: forward_proof(self._secret, "POST", path)}
         if request_id:
             headers["X-Request-Id"] = request_id
         try:
-            async with self._client().post(f"{origin}/whep/{show_id}", data=offer_sdp.encode(),
+            async with self._client().post(origin + path, data=offer_sdp.encode(),
                                            headers=headers) as r:
                 body = await r.text()
                 if r.status == 201:
@@ -155,5 +160,25 @@ class ShowOrigins:
             await self._http.close()
 
 
-def was_forwarded(request: web.Request) -> bool:
-    return request.headers.get(FORWARDED) == "1"
+PROOF_WINDOW = 60  # seconds a forwarding proof stays valid (node clocks agree to NTP)
+
+
+def forward_proof(secret: str, method: str, path: str, now: float | None = None) -> str:
+    """What a node puts in X-Livemall-Forwarded: the time and an HMAC of it with the
+    request line under the nodes' shared secret. A plain flag could be sent by any
+    client to make a node answer for a show it does not hold (a second publisher on
+    another node) or to skip the rate limits the forwarding node already applied."""
+    stamp = str(int(time.time() if now is None else now))
+    mac = hmac.new(secret.encode(), f"{stamp} {method} {path}".encode(), hashlib.sha256).hexdigest()
+    return f"{stamp}.{mac}"
+
+
+def was_forwarded(request: web.Request, secret: str) -> bool:
+    """Whether another node of this service forwarded the request (a valid, fresh proof)."""
+    value = request.headers.get(FORWARDED)
+    if not value:
+        return False
+    stamp, _, _ = value.partition(".")
+    if not stamp.isdigit() or abs(time.time() - int(stamp)) > PROOF_WINDOW:
+        return False
+    return hmac.compare_digest(value, forward_proof(secret, request.method, request.path, now=int(stamp)))

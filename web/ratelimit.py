@@ -31,6 +31,7 @@ from orders.errors import DomainError
 from web.appkeys import SETTINGS, TOKENS
 from web.auth import COOKIE
 from web.errors import json_error
+from web.media_origin import was_forwarded
 
 RATE_LIMITED = Counter("livemall_http_rate_limited", "Requests refused by a rate limit", ["rule"])
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -60,6 +61,10 @@ class RateLimits:
         if path.startswith("/api/auth/"):
             return self.auth
         if path.startswith(("/whip/", "/whep/")):
+            # Another node forwarding (or an edge pulling) was limited where the client
+            # came in; counting it again would make the node's address one client.
+            if was_forwarded(request, request.app[SETTINGS].secret):
+                return None
             return self.media
         if path.startswith("/api/payments/") and path.endswith("/webhook"):
             return None  # the provider's calls are signed and replay-safe, not a client's

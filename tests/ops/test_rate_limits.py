@@ -118,3 +118,22 @@ async def test_a_trusted_proxy_network_is_looked_through(aiohttp_client, demo_db
             for _ in range(2)
         ]
         assert statuses == [401, 401]
+
+
+async def test_only_a_node_with_the_shared_secret_can_claim_to_forward(strict_client):
+    # Nodes forwarding WHEP to a show's origin are not limited again; a client that
+    # merely claims to be a node is.
+    from web.media_origin import FORWARDED, forward_proof
+
+    def offer(forwarded: str):
+        return strict_client.post("/whep/1", data="v=0", headers={
+            "Content-Type": "application/sdp", FORWARDED: forwarded, **from_address("203.0.113.8")})
+
+    forged = [(await offer("1")).status for _ in range(3)]
+    assert forged == [409, 409, 429]
+    stale = forward_proof("test-secret", "POST", "/whep/1", now=1_000_000_000)
+    assert (await offer(stale)).status == 429
+    wrong_key = forward_proof("another-secret", "POST", "/whep/1")
+    assert (await offer(wrong_key)).status == 429
+    genuine = [(await offer(forward_proof("test-secret", "POST", "/whep/1"))).status for _ in range(5)]
+    assert genuine == [409] * 5
