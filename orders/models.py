@@ -25,6 +25,10 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 # Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+# Every id is an INTEGER column (int4 on PostgreSQL): a larger number names nothing,
+# and the driver refuses to send it, so callers check ids against this first.
+MAX_ID = 2**31 - 1
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -125,7 +125,7 @@ class SandboxProvider:
         candidates: list[str] = []
         for part in header.split(","):
             name, _, value = part.strip().partition("=")
-            if name == "t" and value.isdigit() and len(value) <= 12:
+            if name == "t" and value.isascii() and value.isdigit() and len(value) <= 12:
                 timestamp = int(value)
             elif name == "v1":
                 candidates.append(value)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -20,7 +20,7 @@ from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import exc as sa_exc
 
 from orders.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from orders.models import Role, User, utcnow
+from orders.models import MAX_ID, Role, User, utcnow
 from orders.shows import can_host, get_show
 from rooms import chat, coview, questions, stage
 from rooms.errors import CoviewFull, Draining, RateLimited
@@ -47,11 +47,15 @@ class Payload(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+# A row id: beyond MAX_ID is `invalid` here rather than a driver error later.
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+
 class AuthIn(Payload):
-    show: int = Field(ge=1)
+    show: Id
     token: str | None = Field(default=None, max_length=4096)
     coview: str | None = Field(default=None, max_length=64)
-    last_id: int | None = Field(default=None, ge=0)
+    last_id: int | None = Field(default=None, ge=0, le=MAX_ID)
 
 
 class ChatIn(Payload):
@@ -68,7 +72,7 @@ class AskIn(Payload):
 
 
 class PinIn(Payload):
-    product_id: int = Field(ge=1)
+    product_id: Id
 
 
 class Empty(Payload):
@@ -76,19 +80,19 @@ class Empty(Payload):
 
 
 class SegmentIn(Payload):
-    segment_id: int = Field(ge=1)
+    segment_id: Id
 
 
 class AnswerIn(Payload):
-    question_id: int = Field(ge=1)
+    question_id: Id
 
 
 class DeleteIn(Payload):
-    id: int = Field(ge=1)
+    id: Id
 
 
 class MuteIn(Payload):
-    user_id: int = Field(ge=1)
+    user_id: Id
     seconds: int
 
 

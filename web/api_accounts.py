@@ -12,7 +12,7 @@ from pydantic import Field, StringConstraints
 from orders import accounts
 from orders.models import Role
 from web.appkeys import DB, SETTINGS, TOKENS
-from web.auth import COOKIE, require_user
+from web.auth import COOKIE, is_https, require_user
 from web.validation import Body, parse_body
 
 routes = web.RouteTableDef()
@@ -65,7 +65,7 @@ async def login(request: web.Request) -> web.Response:
         max_age=request.app[SETTINGS].token_ttl,
         httponly=True,
         samesite="Lax",
-        secure=request.secure,
+        secure=is_https(request),
         path="/",
     )
     return response

@@ -26,6 +26,8 @@ async def products(request: web.Request) -> web.Response:
     q = request.query.get("q") or None
     if (committee and len(committee) > 32) or (q and len(q) > 100):
         raise BadRequest("committee is at most 32 characters and q at most 100")
+    if any("\x00" in text for text in (committee or "", q or "")):
+        raise BadRequest("committee and q must not contain NUL characters")  # PostgreSQL cannot store them
     async with request.app[DB].session() as session:
         rows = await catalog.list_products(session, committee=committee, q=q)
     return json_response([catalog.product_public(p) for p in rows])

@@ -3,10 +3,7 @@ buyers join it over Socket.IO with the code (rooms/events.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from aiohttp import web
-from pydantic import Field
 
 from orders.errors import Forbidden, NotFound
 from orders import brokers
@@ -16,13 +13,13 @@ from rooms.server import ROOMS, coview_key
 from web.appkeys import DB, SETTINGS
 from web.auth import require_user
 from web.errors import json_response
-from web.validation import Body, parse_body
+from web.validation import Body, Id, parse_body
 
 routes = web.RouteTableDef()
 
 
 class CoviewIn(Body):
-    show_id: Annotated[int, Field(ge=1)]
+    show_id: Id
 
 
 def invite_url(request: web.Request, code: str) -> str:
@@ -50,6 +47,7 @@ async def create_coview(request: web.Request) -> web.Response:
 
 @routes.get("/api/coview/{code}")
 async def describe_coview(request: web.Request) -> web.Response:
+    await require_user(request)
     code = request.match_info["code"]
     if len(code) > 64:
         raise NotFound("no co-view room with this code")

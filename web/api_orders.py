@@ -36,7 +36,7 @@ from web.appkeys import DB, EVENTS, SETTINGS
 from web.auth import require_user
 from web.errors import json_response
 from web.metrics import count_order
-from web.validation import Body, int_param, parse_body
+from web.validation import Body, Id, int_param, parse_body
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -44,7 +44,6 @@ routes = web.RouteTableDef()
 DESK = web.AppKey("order_desk", OrderDesk)
 PROVIDERS = web.AppKey("payment_providers", dict)
 
-Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Quantity = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]  # range checks are the domain's (422 with a reason)
 KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces
 

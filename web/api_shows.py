@@ -15,7 +15,7 @@ from orders.catalog import get_product, product_public
 from orders.models import Role
 from web.appkeys import DB, VIEWER_COUNT
 from web.auth import require_user
-from web.validation import Body, int_param, parse_body
+from web.validation import Body, Id, int_param, parse_body
 
 routes = web.RouteTableDef()
 
@@ -25,7 +25,7 @@ Title = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 class SegmentIn(Body):
     title: Title
     committee: Annotated[str, StringConstraints(min_length=1, max_length=32)]
-    product_ids: Annotated[list[int], Field(max_length=shows.MAX_PRODUCTS_PER_SEGMENT)] = []
+    product_ids: Annotated[list[Id], Field(max_length=shows.MAX_PRODUCTS_PER_SEGMENT)] = []
 
     def plan(self) -> shows.SegmentPlan:
         return shows.SegmentPlan(self.title, self.committee, list(self.product_ids))
@@ -34,8 +34,8 @@ class SegmentIn(Body):
 class ShowIn(Body):
     title: Title
     scheduled_at: Annotated[datetime, Field(strict=False)]
-    exhibition_id: int | None = None
-    host_id: int | None = None
+    exhibition_id: Id | None = None
+    host_id: Id | None = None
     segments: Annotated[list[SegmentIn], Field(max_length=shows.MAX_SEGMENTS)] = []
 
     @field_validator("scheduled_at")

@@ -41,6 +41,18 @@ class TokenCodec:
         return payload["uid"]
 
 
+def is_https(request: web.Request) -> bool:
+    """Whether the browser reached us over HTTPS, so cookies get `Secure`. Behind nginx
+    (TLS ends there) the node itself speaks plain HTTP: trust the proxy's
+    X-Forwarded-Proto, or a configured https public URL. A client forging the header
+    only makes its own cookie stricter."""
+    from web.appkeys import SETTINGS
+
+    if request.secure or request.app[SETTINGS].public_url.lower().startswith("https://"):
+        return True
+    return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
+
+
 def request_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header:

@@ -21,13 +21,18 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 _VALID_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 # Anything that looks like a credential is masked before a line is written.
+# The session cookie (`livemall_session=`) is a token by another name; a co-view invite
+# code in a path (`/coview/<code>`) lets whoever reads it into the room.
 _SECRETS = re.compile(
-    r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+|secret[\"'=:\s]+|credential[\"'=:\s]+)([^\s\"'&,}]+)"
+    r"(?i)(bearer\s+|token[\"'=:\s]+|password[\"'=:\s]+|secret[\"'=:\s]+|credential[\"'=:\s]+"
+    r"|session[\"']?\s*[=:]\s*[\"']?)([^\s\"'&,}]+)"
 )
+_INVITES = re.compile(r"(/coview/)([^/?\s\"']+)")
 
 
 def redact(text: str) -> str:
-    return _SECRETS.sub(lambda m: m.group(1) + "***", text)
+    text = _SECRETS.sub(lambda m: m.group(1) + "***", text)
+    return _INVITES.sub(lambda m: m.group(1) + "***", text)
 
 
 @web.middleware
@@ -92,15 +97,16 @@ class AccessLogger(AbstractAccessLogger):
     """One line per request: method, path (never the query string: it may carry a code), status, time."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, duration: float) -> None:
+        path = redact(request.path)  # the JSON line's `path` field is written as is
         self.logger.info(
             "%s %s %s %.1fms",
             request.method,
-            request.path,
+            path,
             response.status,
             duration * 1000,
             extra={
                 "method": request.method,
-                "path": request.path,
+                "path": path,
                 "status": response.status,
                 "duration_ms": round(duration * 1000, 1),
                 "request_id": response.headers.get("X-Request-Id", "-"),

@@ -54,7 +54,8 @@ from rooms.coview import find_room, room_public
 from rooms.stage import pins_of, product_event, segment_event
 from web.api_coview import invite_url
 from web.appkeys import DB
-from web.auth import optional_user, request_token
+from web.auth import is_https, optional_user, request_token
+from web.validation import id_or_none
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -309,8 +310,7 @@ def not_found(request: web.Request, user: User | None, message: str) -> web.Resp
 
 
 def _id(request: web.Request, name: str) -> int | None:
-    raw = request.match_info[name]
-    return int(raw) if raw.isdigit() and len(raw) <= 12 else None
+    return id_or_none(request.match_info[name])
 
 
 # --- pages --------------------------------------------------------------------------
@@ -538,7 +538,7 @@ async def switch_language(request: web.Request) -> web.Response:
     response = web.HTTPSeeOther(target)
     if code in LOCALES:
         response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, samesite="Lax", path="/",
-                            secure=request.secure)
+                            secure=is_https(request))
     raise response
 
 

@@ -4,15 +4,17 @@ over-long strings are refused with 422 and a list of the fields at fault."""
 from __future__ import annotations
 
 import json
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from orders.errors import Invalid
+from orders.models import MAX_ID
 from web.errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
+Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # a row id in a body: beyond MAX_ID is 422, not a 500
 
 
 class Body(BaseModel):
@@ -43,13 +45,43 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     raw = await request.read()  # bounded by the app's client_max_size (413 beyond)
     try:
         data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: bad JSON, or an int of > 4300 digits
         raise BadRequest(f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("body is not valid JSON: nested too deeply") from None
+    if _has_nul(data):
+        raise Invalid("text must not contain NUL characters")  # PostgreSQL cannot store them
     return validate(model, data)
 
 
+def _has_nul(data: object) -> bool:
+    """Whether any string (key or value) in parsed JSON holds U+0000; iterative, as the
+    nesting may be as deep as the parser allowed."""
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 12:
+    value = id_or_none(request.match_info[name])
+    if value is None:
         raise web.HTTPNotFound(reason="Not Found")
-    return int(raw)
+    return value
+
+
+def id_or_none(raw: str) -> int | None:
+    """A URL's id segment as a row id; None for anything else ("²" and "١" are
+    str.isdigit() but not ids; beyond MAX_ID names no row)."""
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10:
+        return None
+    value = int(raw)
+    return value if 1 <= value <= MAX_ID else None

@@ -19,9 +19,11 @@ async def _post(server, path: str, body, token: str | None = None) -> tuple[int,
             return response.status, await response.json()
 
 
-async def _get(server, path: str) -> tuple[int, dict]:
+async def _get(server, path: str, email: str = BUYER) -> tuple[int, dict]:
+    """GET as a signed-in user (describing a room needs one)."""
+    headers = {"Authorization": f"Bearer {await server.token(email)}"}
     async with aiohttp.ClientSession() as http:
-        async with http.get(server.url + path) as response:
+        async with http.get(server.url + path, headers=headers) as response:
             return response.status, await response.json()
 
 
