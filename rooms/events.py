@@ -241,8 +241,7 @@ def register(rooms: Rooms, tokens) -> None:
             last_id=a.last_id,
         )
         if room is not None:
-            present = await rooms.presence.present(coview_key(room.id))
-            if str(user.id) not in present and len(present) >= room.member_limit:
+            if not await rooms.presence.admit(coview_key(room.id), str(user.id), room.member_limit):
                 raise CoviewFull(f"this co-view room is full ({room.member_limit} members)")
             conn.coview_id = room.id
             conn.coview_owner = room.owner_id == user.id

@@ -39,6 +39,10 @@ class PresenceStore(Protocol):
 
     async def members(self, key: str, now: float) -> list[str]: ...
 
+    async def admit(self, key: str, member: str, limit: int, until: float, now: float) -> bool:
+        """Add `member` unless `limit` others are present, in one step: joins racing for
+        the last place cannot all pass a count made before any of them was added."""
+
 
 class MemoryStore:
     """One process, no Redis."""
@@ -71,13 +75,33 @@ class MemoryStore:
     async def members(self, key: str, now: float) -> list[str]:
         return list(self._purge(key, now))
 
+    async def admit(self, key: str, member: str, limit: int, until: float, now: float) -> bool:
+        target = self._purge(key, now)
+        if member not in target and len(target) >= limit:
+            return False
+        self._sets.setdefault(key, target)[member] = until
+        return True
+
 
 class RedisStore:
     """Across processes: one sorted set per key, scored by expiry time."""
 
+    # KEYS[1] the set; ARGV: member, limit, until, now. Atomic in Redis, so the count and
+    # the add cannot interleave with another process's join.
+    ADMIT = """
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[4])
+    if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
+        return 0
+    end
+    redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+    redis.call('EXPIREAT', KEYS[1], math.floor(tonumber(ARGV[3])) + 60)
+    return 1
+    """
+
     def __init__(self, client: aioredis.Redis, prefix: str = "lm:presence:") -> None:
         self._client = client
         self._prefix = prefix
+        self._admit = client.register_script(self.ADMIT)
 
     async def touch(self, entries: dict[str, Iterable[str]], until: float) -> None:
         pipe = self._client.pipeline(transaction=False)
@@ -109,6 +133,9 @@ class RedisStore:
     async def members(self, key: str, now: float) -> list[str]:
         raw = await self._client.zrangebyscore(self._prefix + key, now, "+inf")
         return [m.decode() if isinstance(m, bytes) else m for m in raw]
+
+    async def admit(self, key: str, member: str, limit: int, until: float, now: float) -> bool:
+        return bool(await self._admit(keys=[self._prefix + key], args=[member, limit, until, now]))
 
 
 class Presence:
@@ -169,6 +196,12 @@ class Presence:
 
     async def present(self, key: str) -> list[str]:
         return await self.store.members(key, self._clock())
+
+    async def admit(self, key: str, member: str, limit: int) -> bool:
+        """Whether `member` may join `key` (a co-view room) with at most `limit` present;
+        an admitted member holds its place until its socket enters or `timeout` passes."""
+        now = self._clock()
+        return await self.store.admit(key, member, limit, now + self.timeout, now)
 
     async def refresh(self) -> dict[str, int]:
         """Refresh this process's members and recount; returns the totals that changed."""
