@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,6 +37,12 @@ def test_every_node_serves_parseable_metrics(cluster):
         assert headers["Content-Type"].startswith("text/plain")
         names = {family.name for family in text_string_to_metric_families(body.decode())}
         assert "livemall_http_request_seconds" in names
+
+
+def test_metrics_are_not_served_to_the_public_through_nginx(cluster):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _get(cluster.url + "/metrics")
+    assert refused.value.code == 404
 
 
 def test_compose_file_parses_and_names_only_real_settings():
