@@ -14,7 +14,6 @@ them on to the real publisher.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -39,7 +38,15 @@ from live.errors import BadOffer, LiveError, OriginUnavailable
 from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester
 from live.recorder import Recorder
-from live.sdp import Offer, local_capability, parse_offer, relayable_capabilities, rtx_capability
+from live.sdp import (
+    Offer,
+    answer_offer,
+    local_capability,
+    parse_offer,
+    refused_as,
+    relayable_capabilities,
+    rtx_capability,
+)
 from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -99,17 +106,7 @@ class Publisher:
                 preferences.append(rtx)
             transceiver = self.pc.addTransceiver(media.kind, direction="recvonly")
             transceiver.setCodecPreferences(preferences)
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
-            if self._ice_sockets is not None:
-                self._ice_sockets.apply(self.pc)  # before the gathering setLocalDescription does
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        except (ValueError, LookupError, AssertionError) as exc:
-            raise BadOffer(f"the offer was refused: {exc}") from exc
-        except Exception as exc:  # aiortc's OperationError / InvalidStateError
-            if type(exc).__module__.startswith("aiortc"):
-                raise BadOffer(f"the offer was refused: {exc}") from exc
-            raise
+        await answer_offer(self.pc, offer, self._ice_sockets.apply if self._ice_sockets else None)
         if not self.tracks:
             raise BadOffer("the offer has no audio or video the relay can receive")
         self._start_recording()
@@ -132,15 +129,10 @@ class Publisher:
             # The origin's answer sends what the edge receives, as a WHIP offer would:
             # parsed the same way, it gives each track's SSRC (PLI target, SR filter).
             self._offer = parse_offer(answer, role="publisher")
-            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         except LiveError as exc:
             raise OriginUnavailable(f"the origin's answer is unusable: {exc}") from exc
-        except (ValueError, LookupError, AssertionError) as exc:
-            raise OriginUnavailable(f"the origin's answer was refused: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiortc"):
-                raise OriginUnavailable(f"the origin's answer was refused: {exc}") from exc
-            raise
+        with refused_as(OriginUnavailable, "the origin's answer"):
+            await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         if not self.tracks:
             raise OriginUnavailable("the origin sends no audio or video the edge can relay")
         self._start_recording()

@@ -6,14 +6,16 @@ and the error says what was wrong rather than which aiortc assertion failed.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Optional
 
-from aiortc import RTCRtpSender, sdp
+from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription, sdp
 from aiortc.rtcpeerconnection import is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
-from live.errors import BadOffer
+from live.errors import BadOffer, LiveError
 
 Role = Literal["publisher", "viewer"]
 
@@ -118,3 +120,29 @@ def _primary_ssrc(media: sdp.MediaDescription) -> Optional[int]:
         if group.semantic == "FID" and group.items:
             return int(group.items[0])
     return media.ssrc[0].ssrc if media.ssrc else None
+
+
+@contextlib.contextmanager
+def refused_as(error: type[LiveError], what: str) -> Iterator[None]:
+    """aiortc refuses a description it cannot use with ValueError, LookupError,
+    AssertionError or an error of its own (OperationError, InvalidStateError): turn any
+    of them into `error`, so a bad SDP is the caller's 4xx/5xx, never a crash."""
+    try:
+        yield
+    except (ValueError, LookupError, AssertionError) as exc:
+        raise error(f"{what} was refused: {exc}") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("aiortc"):
+            raise error(f"{what} was refused: {exc}") from exc
+        raise
+
+
+async def answer_offer(pc: RTCPeerConnection, offer: Offer, apply_ice: Optional[Callable[[RTCPeerConnection], None]]) -> str:
+    """Set the remote offer, let `apply_ice` shape the host candidates before gathering
+    (setLocalDescription gathers), and return the SDP answer; BadOffer if refused."""
+    with refused_as(BadOffer, "the offer"):
+        await pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
+        if apply_ice is not None:
+            apply_ice(pc)
+        await pc.setLocalDescription(await pc.createAnswer())
+    return pc.localDescription.sdp

@@ -12,15 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
 from aiortc.rtp import AnyRtcpPacket
 
 from live import aiortc_hooks
 from live.downtrack import DownTrack
-from live.errors import BadOffer
 from live.ice_sockets import IceSockets
-from live.sdp import Offer
+from live.sdp import Offer, answer_offer
 from live.track_fanout import TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -64,18 +63,7 @@ class Viewer:
             aiortc_hooks.take_over_sender(
                 sender, on_send=self._starter(kind, sender), on_rtcp=self._rtcp_handler(kind)
             )
-        try:
-            await self.pc.setRemoteDescription(RTCSessionDescription(offer.text, "offer"))
-            if self._ice_sockets is not None:
-                self._ice_sockets.apply(self.pc)  # before the gathering setLocalDescription does
-            await self.pc.setLocalDescription(await self.pc.createAnswer())
-        except (ValueError, LookupError, AssertionError) as exc:
-            raise BadOffer(f"the offer was refused: {exc}") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("aiortc"):
-                raise BadOffer(f"the offer was refused: {exc}") from exc
-            raise
-        return self.pc.localDescription.sdp
+        return await answer_offer(self.pc, offer, self._ice_sockets.apply if self._ice_sockets else None)
 
     def _starter(self, kind: str, sender: Any) -> Callable[[RTCRtpSendParameters], None]:
         return lambda parameters: self._start(kind, sender, parameters)

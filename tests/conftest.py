@@ -74,7 +74,7 @@ def pg_template() -> Iterator[str | None]:
     name = f"lm_tpl_{uuid.uuid4().hex[:10]}"
     try:
         pg_exec(f"CREATE DATABASE {name}")
-    except Exception as exc:  # noqa: BLE001 - any failure means "no PostgreSQL here"
+    except Exception:  # noqa: BLE001 - any failure means "no PostgreSQL here"
         yield None
         return
     from web.migrate import upgrade

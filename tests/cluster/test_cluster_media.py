@@ -8,7 +8,7 @@ import re
 from aiortc import RTCIceServer
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cluster.clients import Api, RelayOnlyViewer, bearer, eventually, media_origin, play, publish
+from tests.cluster.clients import Api, RelayOnlyViewer, eventually, media_origin, play, publish
 from tests.live.conftest import in_order_with_few_gaps
 
 LINK = re.compile(r'<(?P<url>[^>]+)>; rel="ice-server"(?P<params>.*)')

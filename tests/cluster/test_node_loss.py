@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.cluster.clients import Api, RoomClient, eventually, play, publish
+from tests.cluster.clients import Api, RoomClient, eventually, play
 from tests.cluster.test_cluster_media import _live_show
 
 LAVER = "Seasoned Laver 20-pack"  # demo product with 300 in stock

@@ -14,7 +14,7 @@ import pytest
 from aiortc import RTCSessionDescription
 
 from tests.conftest import bearer, login
-from tests.live.conftest import TestPublisher, TestViewer, in_order_with_few_gaps
+from tests.live.conftest import TestPublisher, in_order_with_few_gaps
 
 SHOW = 1  # the demo show, hosted by host@livemall.example
 SDP = {"Content-Type": "application/sdp"}

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port, login, test_settings
+from tests.conftest import free_port, test_settings
 from web.drain import DRAIN
 from web.logs import JsonFormatter, redact
 

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import select
 
 from orders.models import Order, Product, Show, ShowStatus
-from tests.pages.conftest import Site, open_page, sign_in, studio_page, watch_page
+from tests.pages.conftest import open_page, sign_in, studio_page, watch_page
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
