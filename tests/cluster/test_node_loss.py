@@ -143,7 +143,7 @@ async def test_sigterm_drains_a_node_without_losing_an_order_or_a_chat_message(
         for client in clients:
             back = (lambda c=client: c.sio.connected and c.nodes[-1] == other
                     and (c.nodes[0] == other or len(c.nodes) >= 2))
-            await client.until(back, timeout=15, what=f"a client of {drained} back on {other}")
+            await client.until(back, timeout=30, what=f"a client of {drained} back on {other}")
         acked_before_reconnect = len(acked)
         await eventually(lambda: len(acked) >= acked_before_reconnect + 4, 10, "chat after reconnecting")
     finally:
@@ -188,9 +188,9 @@ async def test_a_killed_nodes_viewers_reconnect_and_its_phantoms_leave_the_count
     for client in clients:
         back = (lambda c=client: c.sio.connected and c.nodes[-1] == survivor
                 and (c.nodes[0] == survivor or len(c.nodes) >= 2))
-        await client.until(back, timeout=15, what=f"a client of {killed} reconnected through nginx")
+        await client.until(back, timeout=30, what=f"a client of {killed} reconnected through nginx")
     # The reconnected sockets count at once; the dead node's entries expire.
     for client in clients:
-        await client.until(lambda c=client: c.viewers() == total, timeout=PRESENCE_TIMEOUT + 5,
+        await client.until(lambda c=client: c.viewers() == total, timeout=PRESENCE_TIMEOUT + 15,
                            what=f"the count back at {total}")
     assert (await api.ok("GET", f"/api/shows/{show_id}"))["viewers"] == total
