@@ -171,6 +171,14 @@ JS_MESSAGES: dict[str, str] = {
     "saved": N_("Saved"),
     "segment_added": N_("Segment {n} added: {title}"),
     "unknown_product": N_("Product"),
+    "catalog_added": N_("Added: {name}"),
+    "invalid_currency": N_("Three letters, e.g. KRW or USD."),
+    "invalid_stock": N_("Enter a whole number of units, 0 or more."),
+    "invalid_units": N_("Enter a whole number of units (a negative one writes units off)."),
+    "invalid_moq": N_("Enter a whole number, 1 or more."),
+    "invalid_period": N_("The end must come after the start."),
+    "invalid_image_url": N_("Enter an https:// address."),
+    "not_enough_stock": N_("Only {n} left in stock."),
 }
 
 

@@ -167,3 +167,155 @@ async def test_admin_answers_a_quote_request_with_a_price_in_the_products_curren
 
         quote = await session.get(Quote, quote_id)
         assert (quote.unit_price, quote.currency) == (8_000_050, "USD")
+
+
+# --- the catalog: suppliers, products, stock, packages, exhibitions ----------------------
+
+async def _flash(page, text: str) -> None:
+    """The note a catalog form leaves after its page reloads with the new row."""
+    await page.locator("#admin-flash", has_text=text).wait_for()
+
+
+async def test_admin_adds_a_supplier_and_a_product_restocks_it_and_prices_it_in_an_exhibition(site, new_context):
+    from orders.models import Exhibition, ExhibitionProduct, Supplier
+
+    page, context = await _admin_page(new_context, site, timezone_id="Asia/Seoul")
+    supplier_form = page.locator("#supplier-form")
+    await supplier_form.locator('input[name="name"]').fill("Geoje Oyster Cooperative")
+    await supplier_form.locator('input[name="region"]').fill("Gyeongnam")
+    await supplier_form.locator('button[type="submit"]').click()
+    await _flash(page, "Added: Geoje Oyster Cooperative")
+    assert "Geoje Oyster Cooperative" in await page.locator("#suppliers tbody").text_content()
+
+    form = page.locator("#product-form")
+    await form.locator('select[name="supplier_id"]').select_option(label="Geoje Oyster Cooperative")
+    await form.locator('select[name="committee"]').select_option("seafood")
+    await form.locator('input[name="name"]').fill("Geoje Rock Oysters 1kg")
+    await form.locator('textarea[name="description"]').fill("Shucked <fresh> this morning")
+    await form.locator('input[name="currency"]').fill("KRW")
+    await form.locator('input[name="price"]').fill("32,000")
+    await form.locator('input[name="stock"]').fill("5")
+    await form.locator('button[type="submit"]').click()
+    await _flash(page, "Geoje Rock Oysters 1kg")
+    async with site.db.session() as session:
+        product = await session.scalar(select(Product).where(Product.name == "Geoje Rock Oysters 1kg"))
+        supplier = await session.get(Supplier, product.supplier_id)
+    assert (product.price, product.currency, product.stock, product.moq, supplier.region) == (32000, "KRW", 5, 1, "Gyeongnam")
+
+    row = page.locator(f'#products tr[data-product-id="{product.id}"]')
+    await row.locator('input[name="restock"]').fill("20")
+    await row.locator('button[type="submit"]').click()
+    await row.locator(".change-status", has_text="Saved").wait_for()
+    assert await row.locator(".product-stock").text_content() == "25"
+
+    exhibition_form = page.locator("#exhibition-form")
+    await exhibition_form.locator('input[name="title"]').fill("Geoje Oyster Festival")
+    await exhibition_form.locator('input[name="partner"]').fill("Geoje City")
+    await exhibition_form.locator('input[name="starts_at"]').fill("2020-01-01T09:00")
+    await exhibition_form.locator('input[name="ends_at"]').fill("2099-12-31T18:00")
+    line = exhibition_form.locator(".line-fields").nth(0)
+    await line.locator('select[name="product_id"]').select_option(str(product.id))
+    assert await line.locator(".line-currency").text_content() == "KRW"
+    await line.locator('input[name="price"]').fill("25000")
+    await exhibition_form.locator('button[type="submit"]').click()
+    await _flash(page, "Added: Geoje Oyster Festival")
+    async with site.db.session() as session:
+        exhibition = await session.scalar(select(Exhibition).where(Exhibition.title == "Geoje Oyster Festival"))
+        price = await session.scalar(select(ExhibitionProduct.price).where(ExhibitionProduct.exhibition_id == exhibition.id))
+    assert exhibition.starts_at == datetime(2020, 1, 1, 0, 0, tzinfo=timezone.utc)  # 09:00 in Seoul
+    assert exhibition.ends_at == datetime(2099, 12, 31, 9, 0, tzinfo=timezone.utc)
+    assert price == 25000
+
+    # A live show in that exhibition pins the oysters: viewers see the exhibition price,
+    # the list price struck through and the restocked stock.
+    await go_live_in_db(site)
+    async with site.db.transaction() as session:
+        show = await session.get(Show, 1)
+        show.exhibition_id = exhibition.id
+        show.pinned_product_id = product.id
+    viewer = await open_page(await new_context(), site.at("/shows/1"))
+    assert await viewer.locator("#pin-name").text_content() == "Geoje Rock Oysters 1kg"
+    assert await viewer.get_by_test_id("price").text_content() == "₩25,000"
+    assert await viewer.locator("#pin-list-price").text_content() == "₩32,000"
+    assert await viewer.get_by_test_id("stock").text_content() == "25 left"
+
+
+async def test_admin_redefines_a_package_with_components_and_quantities(site, new_context):
+    page, _ = await _admin_page(new_context, site)
+    (package, line, mask) = await _product_ids(
+        site, "Mask Line + Filter Machine Package", "Mask Production Line", "KF94 Mask (box of 50)")
+    form = page.locator("#package-form")
+    await form.locator('select[name="package_id"]').select_option(package)
+    first = form.locator(".line-fields").nth(0)
+    await first.locator('select[name="product_id"]').select_option(line)
+    await form.locator(".add-line").click()
+    second = form.locator(".line-fields").nth(1)
+    await second.locator('select[name="product_id"]').select_option(mask)
+    await second.locator('input[name="quantity"]').fill("500")
+
+    await form.locator('button[type="submit"]').click()
+
+    await _flash(page, "Mask Line + Filter Machine Package")
+    assert "500 × KF94 Mask (box of 50)" in await page.locator("#products").text_content()
+    async with site.db.session() as session:
+        from orders import catalog
+
+        items = await catalog.package_items(session, int(package))
+    assert sorted((p.name, q) for p, q in items) == [("KF94 Mask (box of 50)", 500), ("Mask Production Line", 1)]
+
+
+async def test_a_component_error_lands_in_its_own_row(site, new_context):
+    page, _ = await _admin_page(new_context, site)
+    (package, mask) = await _product_ids(site, "Mask Line + Filter Machine Package", "KF94 Mask (box of 50)")
+    form = page.locator("#package-form")
+    await form.locator('select[name="package_id"]').select_option(package)
+    await form.locator(".line-fields").nth(0).locator('select[name="product_id"]').select_option(mask)
+    await form.locator(".add-line").click()
+    second = form.locator(".line-fields").nth(1)
+    await second.locator('select[name="product_id"]').select_option(mask)  # listed twice
+
+    await form.locator('button[type="submit"]').click()
+
+    await second.locator('.field-error[data-for="items.1.product_id"]', has_text="listed twice").wait_for()
+    assert await form.locator(".line-fields").nth(0).locator(".field-error").first.text_content() == ""
+
+
+async def test_bad_catalog_values_show_field_errors_where_they_belong(site, new_context):
+    page, _ = await _admin_page(new_context, site)
+    form = page.locator("#product-form")
+    await form.locator('input[name="name"]').fill("Broken")
+    await form.locator('input[name="currency"]').fill("USD")
+    await form.locator('input[name="price"]').fill("-5")
+    await form.locator('button[type="submit"]').click()
+    error = form.locator('.field-error[data-for="price"]')
+    await error.filter(has_text="0 or more").wait_for()
+    assert await form.locator('input[name="price"]').get_attribute("aria-invalid") == "true"
+    assert await form.locator('.field-error[data-for="name"]').text_content() == ""
+
+    (tea,) = await _product_ids(site, "Jeju Organic Green Tea 100g")
+    row = page.locator(f'#products tr[data-product-id="{tea}"]')
+    await row.locator('input[name="restock"]').fill("-500")  # 120 in stock
+    await row.locator('button[type="submit"]').click()
+    await row.locator('.field-error[data-for="restock"]', has_text="Only 120 left in stock.").wait_for()
+
+    exhibition = page.locator("#exhibition-form")
+    await exhibition.locator('input[name="title"]').fill("Backwards fair")
+    await exhibition.locator('input[name="partner"]').fill("Nowhere")
+    await exhibition.locator('input[name="starts_at"]').fill("2031-05-02T10:00")
+    await exhibition.locator('input[name="ends_at"]').fill("2031-05-01T10:00")
+    await exhibition.locator('button[type="submit"]').click()
+    await exhibition.locator('.field-error[data-for="ends_at"]', has_text="The end must come after the start.").wait_for()
+    async with site.db.session() as session:
+        assert await session.scalar(select(Product).where(Product.name == "Broken")) is None
+        assert await session.scalar(select(Product.stock).where(Product.id == int(tea))) == 120
+
+
+async def test_korean_admin_sees_the_catalog_forms_and_errors_in_korean(site, new_context):
+    page, _ = await _admin_page(new_context, site, locale="ko-KR")
+    form = page.locator("#product-form")
+    assert await form.locator("h3").text_content() == "상품 추가"
+    await form.locator('input[name="currency"]').fill("XYZ")
+    await form.locator('input[name="name"]').fill("잘못된 상품")
+    await form.locator('input[name="price"]').fill("1000")
+    await form.locator('button[type="submit"]').click()
+    await form.locator('.field-error[data-for="currency"]', has_text="영문 세 글자").wait_for()

@@ -178,3 +178,231 @@ for (const form of document.querySelectorAll('.quote-answer-form')) {
     form.before(price);
   });
 }
+
+// --- the catalog: suppliers, products (price and stock), packages, exhibitions ---------
+// Money is typed in the currency's units and sent in minor units (toMinor); times are
+// the admin's wall clock sent as UTC (asInstant). A form that adds something reloads
+// the page, so the new supplier, product or exhibition is in every list and choice.
+
+const FLASH = 'livemall.admin.flash';
+
+function flashAfterReload(text) {
+  try {
+    sessionStorage.setItem(FLASH, text);
+  } catch {
+    // private mode: the reloaded page simply shows the new row
+  }
+  window.location.reload();
+}
+
+function showFlash() {
+  let text = null;
+  try {
+    text = sessionStorage.getItem(FLASH);
+    sessionStorage.removeItem(FLASH);
+  } catch {
+    return;
+  }
+  const slot = $('admin-flash');
+  if (text && slot) {
+    slot.textContent = text;
+    slot.hidden = false;
+  }
+}
+showFlash();
+
+/** Minor units of an amount typed in `currency`; what cannot be read goes as typed. */
+function minor(text, currency) {
+  if (!String(text).trim()) return String(text).trim();
+  try {
+    return toMinor(text, currency);
+  } catch {
+    return String(text).trim(); // not a currency Intl knows: the API names the fields
+  }
+}
+
+/** A whole number typed in a box; anything else is sent as typed for the API to refuse. */
+function whole(text) {
+  const trimmed = String(text).trim();
+  return /^-?\d{1,10}$/.test(trimmed) ? Number(trimmed) : trimmed;
+}
+
+// The wording of the catalog's field errors in the page's language (the API's own
+// message stays in the slot's title).
+const catalogHints = {
+  price: 'invalid_price',
+  currency: 'invalid_currency',
+  stock: 'invalid_stock',
+  restock: 'invalid_units',
+  moq: 'invalid_moq',
+  quantity: 'invalid_moq',
+  image_url: 'invalid_image_url',
+};
+
+function hinted(data) {
+  const items = Array.isArray(data.fields) ? [...data.fields] : [];
+  if (data.field) items.push({ field: data.field, message: data.message, domain: true });
+  const fields = items.map((item) => {
+    const last = String(item.field || '').split('.').pop();
+    if (data.error === 'not_enough_stock' && last === 'restock') return { ...item, text: t('not_enough_stock', { n: data.stock }) };
+    if (item.domain && last === 'ends_at') return { ...item, text: t('invalid_period') };
+    if (last === 'currency' && String(item.field).includes('.')) return item; // a line's currency: the API's words
+    return Object.hasOwn(catalogHints, last) ? { ...item, text: t(catalogHints[last]) } : item;
+  });
+  return { error: data.error, message: data.message, fields };
+}
+
+// Rows of a list (a package's components, an exhibition's products), copied from a
+// <template>; their error slots are named after the API's path (`items.1.quantity`).
+function numberLines(list) {
+  Array.from(list.children).forEach((fields, index) => {
+    for (const slot of fields.querySelectorAll('.field-error')) {
+      const name = slot.dataset.name || slot.dataset.for;
+      slot.dataset.name = name;
+      slot.dataset.for = `${list.dataset.path}.${index}.${name}`;
+    }
+  });
+}
+
+function addLine(list, templateId) {
+  const fields = $(templateId).content.firstElementChild.cloneNode(true);
+  list.append(fields);
+  numberLines(list);
+  fields.querySelector('.remove-line').addEventListener('click', () => {
+    fields.remove();
+    numberLines(list);
+  });
+  return fields;
+}
+
+function catalogForm(id, { path, body, added, template, onLine }) {
+  const form = $(id);
+  if (!form) return;
+  const list = form.querySelector('.line-list');
+  if (list) {
+    const add = () => {
+      const fields = addLine(list, template);
+      if (onLine) onLine(fields);
+      return fields;
+    };
+    add();
+    form.querySelector('.add-line').addEventListener('click', () => add().querySelector('select').focus());
+  }
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    const reply = await api('POST', path, body(form, list));
+    button.disabled = false;
+    if (!reply.ok) {
+      showErrors(form, hinted(reply.data));
+      return;
+    }
+    flashAfterReload(t('catalog_added', { name: added(reply.data) }));
+  });
+}
+
+catalogForm('supplier-form', {
+  path: '/api/admin/suppliers',
+  body: (form) => ({ name: form.elements.name.value, region: form.region.value }),
+  added: (supplier) => supplier.name,
+});
+
+catalogForm('product-form', {
+  path: '/api/admin/products',
+  body: (form) => {
+    const currency = form.currency.value.trim().toUpperCase();
+    const image = form.image_url.value.trim();
+    return {
+      supplier_id: Number(form.supplier_id.value),
+      committee: form.committee.value,
+      name: form.elements.name.value,
+      description: form.description.value,
+      price: minor(form.price.value, currency),
+      currency,
+      stock: whole(form.stock.value),
+      kind: form.kind.value,
+      moq: whole(form.moq.value),
+      image_url: image || null,
+    };
+  },
+  added: (product) => `#${product.id} ${product.name}`,
+});
+
+catalogForm('package-form', {
+  path: '/api/admin/packages',
+  template: 'component-template',
+  body: (form, list) => ({
+    package_id: Number(form.package_id.value),
+    items: Array.from(list.children, (line) => ({
+      product_id: Number(line.querySelector('[name="product_id"]').value),
+      quantity: whole(line.querySelector('[name="quantity"]').value),
+    })),
+  }),
+  added: (product) => `#${product.id} ${product.name}`,
+});
+
+function lineCurrency(line) {
+  const select = line.querySelector('[name="product_id"]');
+  const option = select.selectedOptions[0];
+  return option ? option.dataset.currency : '';
+}
+
+catalogForm('exhibition-form', {
+  path: '/api/admin/exhibitions',
+  template: 'exhibition-line-template',
+  onLine: (line) => {
+    const label = line.querySelector('.line-currency');
+    const show = () => { label.textContent = lineCurrency(line); };
+    line.querySelector('[name="product_id"]').addEventListener('change', show);
+    show();
+  },
+  body: (form, list) => ({
+    title: form.title.value,
+    partner: form.partner.value,
+    starts_at: asInstant(form.starts_at.value),
+    ends_at: asInstant(form.ends_at.value),
+    // A line with no price typed is left out: the admin added a row and did not use it.
+    products: Array.from(list.children)
+      .filter((line) => line.querySelector('[name="price"]').value.trim())
+      .map((line) => {
+        const currency = lineCurrency(line);
+        return {
+          product_id: Number(line.querySelector('[name="product_id"]').value),
+          price: minor(line.querySelector('[name="price"]').value, currency),
+          currency,
+        };
+      }),
+  }),
+  added: (exhibition) => exhibition.title,
+});
+
+// A product's row: a new price (blank keeps it) and units received (blank adds none).
+for (const form of document.querySelectorAll('.product-change-form')) {
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const status = form.querySelector('.change-status');
+    status.textContent = '';
+    const body = {};
+    if (form.price.value.trim()) body.price = minor(form.price.value, form.dataset.currency);
+    if (form.restock.value.trim()) body.restock = whole(form.restock.value);
+    if (!Object.keys(body).length) return;
+    const button = form.querySelector('button[type="submit"]');
+    button.disabled = true;
+    const reply = await api('PATCH', `/api/admin/products/${encodeURIComponent(form.dataset.productId)}`, body);
+    button.disabled = false;
+    const row = form.closest('tr');
+    if (!reply.ok) {
+      showErrors(form, hinted(reply.data));
+      if (reply.data.stock !== undefined) row.querySelector('.product-stock').textContent = String(reply.data.stock);
+      return;
+    }
+    row.querySelector('.product-price').textContent = formatMoney(reply.data.price, reply.data.currency);
+    row.querySelector('.product-stock').textContent = String(reply.data.stock);
+    form.price.value = '';
+    form.restock.value = '';
+    status.textContent = t('saved');
+  });
+}
