@@ -56,6 +56,15 @@ async def test_repeating_a_request_with_its_key_returns_the_same_order_and_reser
     assert len(shop.events.named("sale")) == 1
 
 
+async def test_a_replay_reads_back_the_price_and_attribution_the_order_was_stored_with(shop):
+    await shop.go_live(segment_id=1)
+    body = {"product_id": GREEN_TEA, "quantity": 2, "show_id": 1, "coview": await shop.coview()}
+    first = await (await shop.order(key="attr-1", **body)).json()
+    again = await shop.order(key="attr-1", **body)
+    assert again.headers["Idempotency-Replayed"] == "true" and await again.json() == first
+    assert (first["unit_price"], first["segment_id"], first["committee"], first["broker_id"]) == (1200, 1, "food", MEMBER)
+
+
 async def test_repeat_returns_the_order_even_after_the_product_sold_out(shop):
     await shop.set_stock(GREEN_TEA, 1)
     first = await (await shop.order(key="last-one")).json()

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import func, select, update
 
 from orders.demo import load_demo
-from orders.errors import SoldOut
-from orders.models import Order, Product
+from orders.errors import NotFound, SoldOut
+from orders.inventory import lock_stock_taking
+from orders.models import Committee, Order, Product, Show
 from orders.ordering import OrderDesk, OrderRequest
 
 TEA = 1
@@ -108,4 +109,34 @@ async def test_a_stale_sold_out_belief_never_refuses_a_buyer_while_stock_is_left
     desk._known[TEA] = (desk._commits + 10**6, 0)
     assert await burst([desk], [2, 2, 1], "low") == [2, None, 1]
     assert await books(stocked) == (0, 3)
+    await desk.close()
+
+
+async def test_taking_more_than_is_left_takes_nothing_and_reports_the_stock(stocked):
+    await set_stock(stocked, 2)
+    async with stocked.transaction() as session:
+        assert await lock_stock_taking(session, TEA, 3) == (2, 2)
+    async with stocked.transaction() as session:
+        assert await lock_stock_taking(session, TEA, 2) == (2, 0)
+    assert (await books(stocked))[0] == 0
+
+
+async def test_taking_stock_of_an_unknown_product_is_not_found(stocked):
+    async with stocked.transaction() as session:
+        with pytest.raises(NotFound):
+            await lock_stock_taking(session, 10**6, 1)
+
+
+async def test_an_order_is_stored_with_the_price_and_attribution_it_was_answered_with(stocked):
+    async with stocked.transaction() as session:
+        await session.execute(update(Show).where(Show.id == 1).values(current_segment_id=1))
+    desk = OrderDesk(stocked)
+    reply = (await desk.place(OrderRequest(BUYERS[0], "attributed", TEA, 2, show_id=1))).order
+    async with stocked.session() as session:
+        order = await session.get(Order, reply["id"])
+        committee = await session.scalar(select(Committee.code).where(Committee.id == order.committee_id))
+    assert (reply["show_id"], reply["segment_id"], reply["committee"]) == (1, 1, "food")
+    assert (order.unit_price, order.total, order.show_id, order.segment_id, committee) == (
+        reply["unit_price"], reply["total"], 1, 1, "food")
+    assert (order.status.value, order.expires_at.isoformat()) == (reply["status"], reply["expires_at"])
     await desk.close()
