@@ -166,9 +166,6 @@ class Broadcaster:
             # would also hold up a graceful shutdown.
             sock.queue.put_nowait(None)
 
-    def room_size(self, room: str) -> int:
-        return len(self._rooms.get(room, ()))
-
     def release(self, sid: str) -> None:
         """The socket has its `state`: send what was held back, then deliver normally."""
         member = self._members.get(sid)
@@ -191,7 +188,8 @@ class Broadcaster:
         """Queue an already encoded event for this process's members of `room`."""
         if self.on_deliver is not None:
             self.on_deliver(room, frag)
-        if room not in self._rooms:
+        members = self._rooms.get(room)
+        if members is None:
             return
         pending = self._pending.get(room)
         if pending is not None:
@@ -199,7 +197,7 @@ class Broadcaster:
             return
         self._pending[room] = [frag]
         loop = asyncio.get_running_loop()
-        due = self._last_flush.get(room, 0.0) + self.window_for(len(self._rooms[room]))
+        due = self._last_flush.get(room, 0.0) + self.window_for(len(members))
         if due <= loop.time():
             loop.call_soon(self._flush, room)
         else:

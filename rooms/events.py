@@ -317,9 +317,8 @@ def register(rooms: Rooms, tokens) -> None:
             # Questions share the chat's budget: asking is not a way around a mute or the rate limit.
             await rooms.limits.check_post(conn.show_id, conn.author.id, 0)
         async with db().transaction() as session:
-            user = await session.get(User, conn.author.id)
             question = await questions.ask(
-                session, show_id=conn.show_id, user=user, coview_id=conn.coview_id, text=text, at=utcnow()
+                session, show_id=conn.show_id, user=conn.author, coview_id=conn.coview_id, text=text, at=utcnow()
             )
         send_question(conn.show_id, question, conn.coview_id)
         return {"id": question["id"]}

@@ -46,7 +46,6 @@ class Limits(Protocol):
 
     async def mute(self, show_id: int, user_id: int, seconds: int) -> None: ...
 
-    async def unmute(self, show_id: int, user_id: int) -> None: ...
 
 
 class MemoryLimits:
@@ -90,9 +89,6 @@ class MemoryLimits:
 
     async def mute(self, show_id: int, user_id: int, seconds: int) -> None:
         self._muted_until[(show_id, user_id)] = self._clock() + seconds
-
-    async def unmute(self, show_id: int, user_id: int) -> None:
-        self._muted_until.pop((show_id, user_id), None)
 
 
 # KEYS: mute, posts (sorted set of post times), slow-mode marker.
@@ -150,5 +146,3 @@ class RedisLimits:
     async def mute(self, show_id: int, user_id: int, seconds: int) -> None:
         await self._client.set(self._keys(show_id, user_id)[0], b"1", ex=seconds)
 
-    async def unmute(self, show_id: int, user_id: int) -> None:
-        await self._client.delete(self._keys(show_id, user_id)[0])

@@ -189,11 +189,6 @@ class Presence:
             self._watched[key] = now + 60
         return self._totals.get(key, 0)
 
-    async def count_now(self, key: str) -> int:
-        """The total across processes, asked of the store now (a joining socket's state)."""
-        (count,) = await self.store.counts([key], self._clock())
-        return count
-
     async def present(self, key: str) -> list[str]:
         return await self.store.members(key, self._clock())
 

@@ -4,7 +4,7 @@ co-view room is marked `via_coview` so the host knows a broker is relaying it.""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +16,14 @@ from rooms.models import Question
 LISTED = 200  # questions a joining host (or asker) receives
 
 
-def question_public(question: Question, user: User) -> dict[str, Any]:
+class Named(Protocol):
+    """Who asked: a User, or the chat Author a socket already holds (no query needed)."""
+
+    id: int
+    name: str
+
+
+def question_public(question: Question, user: Named) -> dict[str, Any]:
     return {
         "id": question.id,
         "text": question.text,
@@ -28,7 +35,7 @@ def question_public(question: Question, user: User) -> dict[str, Any]:
 
 
 async def ask(
-    session: AsyncSession, *, show_id: int, user: User, coview_id: int | None, text: str, at: datetime
+    session: AsyncSession, *, show_id: int, user: Named, coview_id: int | None, text: str, at: datetime
 ) -> dict[str, Any]:
     question = Question(show_id=show_id, user_id=user.id, coview_id=coview_id, text=text, created_at=at)
     session.add(question)

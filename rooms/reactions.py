@@ -11,7 +11,6 @@ from collections import Counter
 from typing import Literal
 
 Kind = Literal["heart", "clap", "fire", "wow", "laugh"]
-KINDS: tuple[str, ...] = ("heart", "clap", "fire", "wow", "laugh")
 TAPS_PER_SECOND = 10
 INTERVAL = 1.0  # seconds between aggregate events
 

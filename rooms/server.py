@@ -373,11 +373,6 @@ class Rooms:
             for show_id, counts in self.reactions.drain().items():
                 self.broadcaster.emit(show_room(show_id), "reactions", {"counts": counts})
 
-    # --- what other packages read -------------------------------------------------
-
-    def viewer_count(self, show_id: int) -> int:
-        return self.viewers_now(show_id)
-
 
 ROOMS = web.AppKey("rooms", Rooms)
 
@@ -393,7 +388,7 @@ def setup(app: web.Application) -> None:
     rooms.sio.attach(app, socketio_path="socket.io")
     events.register(rooms, tokens=app[TOKENS])
     app[EVENTS] = rooms.events
-    app[VIEWER_COUNT] = rooms.viewer_count
+    app[VIEWER_COUNT] = rooms.viewers_now
     app[DRAIN].hooks.append(rooms.disconnect_all)
     app.router.add_routes(api_coview.routes)
     register_stats("livemall_rooms", rooms.stats)
