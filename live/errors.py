@@ -44,3 +44,4 @@ class OriginUnavailable(LiveError):
     answered with something the edge cannot receive (HTTP 503, retry)."""
 
     code = "origin_unavailable"
+    retry_after = 2  # seconds: by then the origin's claim has expired or moved

@@ -32,6 +32,3 @@ class PacketHistory:
         if packet is not None and ((packet[2] << 8) | packet[3]) == sequence_number:
             return packet
         return None
-
-    def clear(self) -> None:
-        self._packets = [None] * (self._mask + 1)

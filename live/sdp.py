@@ -38,10 +38,6 @@ class Offer:
     text: str
     media: tuple[OfferedMedia, ...]
 
-    @property
-    def kinds(self) -> frozenset[str]:
-        return frozenset(m.kind for m in self.media)
-
     def first(self, kind: str) -> Optional[OfferedMedia]:
         return next((m for m in self.media if m.kind == kind), None)
 

@@ -83,7 +83,10 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
             return response
         for cls, (status, code) in EXTRA.items():
             if isinstance(exc, cls):
-                return json_error(status, getattr(exc, "code", code), str(exc) or code)
+                response = json_error(status, getattr(exc, "code", code), str(exc) or code)
+                if retry_after := getattr(exc, "retry_after", None):  # e.g. OriginUnavailable
+                    response.headers["Retry-After"] = str(retry_after)
+                return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal", "internal server error")
 

@@ -22,12 +22,13 @@ from live.errors import (BadOffer, LiveError, OriginUnavailable, PublisherExists
                          UnknownSession)
 from live.hub import LiveHub, ShowEnded, ShowStarted
 from live.ice_sockets import parse_port_range
+from live.sdp import MAX_OFFER_BYTES
 from orders import shows
 from orders.models import ShowStatus
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS
 from web.auth import require_user
 from web.errors import EXTRA, json_error, json_response
-from web.media_origin import RETRY_AFTER, ShowOrigins, was_forwarded
+from web.media_origin import ShowOrigins, was_forwarded
 from web.metrics import register_stats
 from web.turn import IceServer, ice_servers_for
 from web.validation import int_param
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 HUB = web.AppKey("live_hub", LiveHub)
 ORIGINS = web.AppKey("show_origins", ShowOrigins)
 SDP = "application/sdp"
-MAX_SDP_BYTES = 64 * 1024
 
 EXTRA.update(
     {
@@ -65,11 +65,11 @@ def parse_ice_server(url: str) -> RTCIceServer:
 async def _read_offer(request: web.Request) -> str:
     if request.content_type != SDP:
         raise BadOffer(f"send the offer as {SDP}")
-    if request.content_length is not None and request.content_length > MAX_SDP_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=request.content_length)
-    raw = await request.content.read(MAX_SDP_BYTES + 1)
-    if len(raw) > MAX_SDP_BYTES:
-        raise web.HTTPRequestEntityTooLarge(max_size=MAX_SDP_BYTES, actual_size=len(raw))
+    if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=request.content_length)
+    raw = await request.content.read(MAX_OFFER_BYTES + 1)
+    if len(raw) > MAX_OFFER_BYTES:
+        raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=len(raw))
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -144,12 +144,7 @@ async def whep_play(request: web.Request) -> web.Response:
         if origin := await _origin_elsewhere(request, show_id):
             if not request.app[SETTINGS].edge_pull:
                 return await request.app[ORIGINS].forward(request, origin, offer.encode())
-            try:
-                await _pull(request, show_id, origin)
-            except OriginUnavailable as exc:
-                response = json_error(503, exc.code, str(exc))
-                response.headers["Retry-After"] = RETRY_AFTER
-                return response
+            await _pull(request, show_id, origin)  # OriginUnavailable: 503 with Retry-After
     live = await hub.play(show_id, offer)
     return _answer(request, live, f"/whep/{show_id}/{live.id}")
 

@@ -26,13 +26,11 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from live.errors import OriginUnavailable, ShowNotLive
-from web.errors import json_error
 
 log = logging.getLogger(__name__)
 
 FORWARDED = "X-Livemall-Forwarded"
 TTL = 30  # seconds; refreshed every TTL/3 while the show is live here
-RETRY_AFTER = "2"
 _PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
 _RETURNED_HEADERS = ("Content-Type", "Location", "ETag", "Retry-After")
 
@@ -119,9 +117,7 @@ class ShowOrigins:
             # unreachable: the client may retry; by then the claim has expired or moved.
             log.warning("origin %s of show %s unreachable: %s", origin, request.match_info.get("show_id"),
                         type(exc).__name__)
-            response = json_error(503, "origin_unavailable", "the node holding this show is unreachable; retry")
-            response.headers["Retry-After"] = RETRY_AFTER
-            return response
+            raise OriginUnavailable("the node holding this show is unreachable; retry") from exc
 
     async def offer(self, origin: str, show_id: int, offer_sdp: str, request_id: str | None = None) -> str:
         """An edge's WHEP exchange with the show's origin: POST the offer, return the SDP
@@ -151,9 +147,7 @@ class ShowOrigins:
         return self._http
 
     async def close(self) -> None:
-        for task in self._refreshers.values():
-            task.cancel()
-        for show_id in list(self._refreshers):
+        for show_id in list(self._refreshers):  # release() stops each refresher
             with contextlib.suppress(Exception):
                 await self.release(show_id)
         if self._http is not None:
