@@ -16,6 +16,7 @@ from orders.models import Role, User
 
 COOKIE = "livemall_session"
 _USER = web.RequestKey("livemall.user", object)
+_USER_ID = web.RequestKey("livemall.user_id", int)
 
 
 class TokenCodec:
@@ -63,16 +64,31 @@ def request_token(request: web.Request) -> str | None:
     return request.cookies.get(COOKIE) or None
 
 
+def verified_user_id(request: web.Request) -> int | None:
+    """The user id the request's token names (verified once per request, then kept:
+    the rate limiter and the handler both ask); None when anonymous, Unauthorized for
+    a bad or expired token."""
+    if _USER_ID in request:
+        return request[_USER_ID]
+    from web.appkeys import TOKENS
+
+    token = request_token(request)
+    if token is None:
+        return None
+    user_id = request.app[TOKENS].verify(token)
+    request[_USER_ID] = user_id
+    return user_id
+
+
 async def optional_user(request: web.Request) -> User | None:
     """The signed-in user, None when anonymous; Unauthorized for a bad or expired token."""
     if _USER in request:
         return request[_USER]
-    from web.appkeys import DB, TOKENS
+    from web.appkeys import DB
 
-    token = request_token(request)
     user = None
-    if token is not None:
-        user_id = request.app[TOKENS].verify(token)
+    user_id = verified_user_id(request)
+    if user_id is not None:
         async with request.app[DB].session() as session:
             user = await session.get(User, user_id)
         if user is None:

@@ -28,8 +28,8 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from prometheus_client import Counter
 
 from orders.errors import DomainError
-from web.appkeys import SETTINGS, TOKENS
-from web.auth import COOKIE
+from web.appkeys import SETTINGS
+from web.auth import verified_user_id
 from web.errors import json_error
 from web.media_origin import was_forwarded
 
@@ -108,12 +108,8 @@ def _signed_in_user_id(request: web.Request) -> int | None:
     """The user a valid token names, without touching the database. A bad token counts
     as anonymous here (the handler refuses it): random tokens must not buy fresh
     allowances, so only a verifiable one keys by user."""
-    header = request.headers.get("Authorization", "")
-    token = header.partition(" ")[2].strip() if header else request.cookies.get(COOKIE, "")
-    if not token:
-        return None
     try:
-        return request.app[TOKENS].verify(token)
+        return verified_user_id(request)
     except DomainError:
         return None
 
