@@ -10,6 +10,7 @@ marks its credit reversed; the row stays for the audit trail.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -49,10 +50,11 @@ async def credit_order(session: AsyncSession, order: Order, at: datetime) -> Bro
     return credit
 
 
-async def reverse_credit(session: AsyncSession, order_id: int, at: datetime) -> None:
+async def reverse_credit(session: AsyncSession, order_ids: Collection[int], at: datetime) -> None:
+    """Mark the credits of these orders reversed (refunded, cancelled or expired), in one statement."""
     await session.execute(
         update(BrokerCredit)
-        .where(BrokerCredit.order_id == order_id, BrokerCredit.reversed_at.is_(None))
+        .where(BrokerCredit.order_id.in_(order_ids), BrokerCredit.reversed_at.is_(None))
         .values(reversed_at=at)
         .execution_options(synchronize_session=False)
     )

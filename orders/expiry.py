@@ -57,14 +57,14 @@ async def expire_due(db: Database, now: datetime, limit: int = SWEEP_LIMIT) -> l
         returned: dict[int, int] = {}
         for _, product_id, quantity in rows:
             returned[product_id] = returned.get(product_id, 0) + quantity
+        ids = [order_id for order_id, _, _ in rows]
+        await brokers.reverse_credit(session, ids, now)
+        orders = list(await session.scalars(select(Order).where(Order.id.in_(ids)).order_by(Order.id)))
+        public = await orders_public(session, orders)
+        # Product rows last: from here to the commit the order desk waits on their locks.
         stock: dict[int, int] = {}
         for product_id in sorted(returned):  # one lock order for every sweeper: no deadlock
             stock[product_id] = await put_back(session, product_id, returned[product_id])
-        ids = [order_id for order_id, _, _ in rows]
-        for order_id in ids:
-            await brokers.reverse_credit(session, order_id, now)
-        orders = list(await session.scalars(select(Order).where(Order.id.in_(ids)).order_by(Order.id)))
-        public = await orders_public(session, orders)
     return [
         Expired(order=p, buyer_id=o.buyer_id, show_id=o.show_id, product_id=o.product_id, stock=stock[o.product_id])
         for o, p in zip(orders, public, strict=True)

@@ -76,5 +76,5 @@ async def move(session: AsyncSession, order_id: int, to: OrderStatus, at: dateti
     if to is S.paid:
         await brokers.credit_order(session, order, at)
     elif to in UNDOES_SALE:
-        await brokers.reverse_credit(session, order.id, at)
+        await brokers.reverse_credit(session, [order.id], at)
     return Moved(order, previous, stock)

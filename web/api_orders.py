@@ -131,12 +131,10 @@ async def place_order(request: web.Request) -> web.Response:
         response.headers["Idempotency-Replayed"] = "true"
         return response
     order = placed.order
-    calls = []
-    if order["show_id"] is not None:
-        calls.append(("show", order["show_id"], "stock", {"product_id": order["product_id"], "stock": placed.stock}))
-        calls.append(("show", order["show_id"], "sale", {"product_id": order["product_id"],
-                                                         "quantity": order["quantity"]}))
-    calls.append(("user", user.id, "order", order))
+    calls = _order_events(order, user.id, placed.stock)
+    if order["show_id"] is not None:  # after `stock`, before the buyer's `order`
+        calls.insert(1, ("show", order["show_id"], "sale", {"product_id": order["product_id"],
+                                                            "quantity": order["quantity"]}))
     await _emit(request.app, *calls)
     return response
 
@@ -368,9 +366,7 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
     async def announce(expired: list[Expired]) -> None:
         calls = []
         for item in expired:
-            if item.show_id is not None:
-                calls.append(("show", item.show_id, "stock", {"product_id": item.product_id, "stock": item.stock}))
-            calls.append(("user", item.buyer_id, "order", item.order))
+            calls += _order_events(item.order, item.buyer_id, item.stock)
         await _emit(app, *calls)
 
     sweeper = Sweeper(app[DB], settings.order_sweep_interval, announce)
