@@ -389,9 +389,11 @@ async def _show_context(session, show: Show) -> dict[str, Any]:
 async def watch(request: web.Request) -> web.Response:
     user = await page_user(request)
     show_id = _id(request, "show_id")
+    if show_id is None:
+        return not_found(request, user, "show")
     async with request.app[DB].session() as session:
         try:
-            show = await shows.get_show(session, show_id if show_id is not None else -1)
+            show = await shows.get_show(session, show_id)
         except NotFound:
             return not_found(request, user, "show")
         context = await _show_context(session, show)
@@ -428,9 +430,11 @@ async def studio(request: web.Request) -> web.Response:
     show_id = _id(request, "show_id")
     if user is None:
         raise to_login(request)
+    if show_id is None:
+        return not_found(request, user, "show")
     async with request.app[DB].session() as session:
         try:
-            show = await shows.get_show(session, show_id if show_id is not None else -1)
+            show = await shows.get_show(session, show_id)
         except NotFound:
             return not_found(request, user, "show")
         if not shows.can_host(user, show):
