@@ -54,7 +54,9 @@ class RedisBus:
 
     MAX_LEN = 5000  # entries kept in the stream: seconds of a busy service, for catching up
     MAX_PENDING = 10_000  # lines kept while Redis is away; beyond it the oldest are dropped
-    BLOCK_MS = 5000
+    # Well under the client's socket timeout (web.app.REDIS_SOCKET_TIMEOUT; redis-py 8
+    # defaults it to 5 s): a blocking XREAD that outlives it ends in TimeoutError.
+    BLOCK_MS = 1000
 
     def __init__(self, client: aioredis.Redis, origin: str, deliver: Deliver, channel: str = CHANNEL) -> None:
         self._client = client
@@ -91,6 +93,7 @@ class RedisBus:
                 await self._client.xadd(self._stream, {"m": message.encode()}, maxlen=self.MAX_LEN, approximate=True)
                 delay = 0.2
             except Exception as exc:  # noqa: BLE001 - local delivery already happened
+                _reraise_cancellation()
                 # Keep them for when Redis is back, in order, within a bound.
                 self._outbox[:0] = lines
                 del self._outbox[: max(0, len(self._outbox) - self.MAX_PENDING)]
@@ -119,6 +122,7 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect and read on from last_id
+                _reraise_cancellation()
                 self.subscribed.clear()
                 log.warning("room bus lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -136,3 +140,11 @@ class RedisBus:
                     self._deliver(room, fragment)
                 except Exception:  # noqa: BLE001 - one bad event must not stop the bus
                     log.exception("room event from %s not delivered", origin)
+
+
+def _reraise_cancellation() -> None:
+    """A Redis client may turn a cancelled read into its own error (a timeout racing
+    the cancel); a loop that retries on errors must still stop when it was cancelled."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

@@ -174,7 +174,7 @@ class Rooms:
             bus = LocalBus()
         self.broadcaster.bus = bus
         for work in (self.writer.run(), bus.run(), self._presence_loop(), self._reactions_loop()):
-            self._tasks.append(asyncio.create_task(work))
+            self._tasks.append(asyncio.create_task(work, name=work.__qualname__))
         if self._bus_ready is not None:
             # Do not accept sockets before this process hears the others.
             try:
@@ -187,7 +187,12 @@ class Rooms:
         await self.sio.shutdown()  # stops Engine.IO's ping-monitor task
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            # A task that swallows its cancellation (a library catching it on our behalf)
+            # must not hold the shutdown: it is named in the log and left behind.
+            _, stuck = await asyncio.wait(self._tasks, timeout=2.0)
+            for task in stuck:
+                log.error("room task %s did not stop when cancelled", task.get_name())
         self._tasks.clear()
         try:
             await self.presence.close()

@@ -25,6 +25,10 @@ from web.settings import Settings
 
 log = logging.getLogger(__name__)
 
+# Seconds a Redis command may take before it fails (redis-py 8's default is 5 s, older
+# releases waited forever). Blocking reads must ask for less: see rooms.bus.RedisBus.BLOCK_MS.
+REDIS_SOCKET_TIMEOUT = 5.0
+
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
@@ -93,9 +97,14 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await db.close()
 
 
+def redis_client(url: str) -> aioredis.Redis:
+    """The process's Redis client: bytes in and out, every command bounded in time."""
+    return aioredis.from_url(url, decode_responses=False, socket_timeout=REDIS_SOCKET_TIMEOUT)
+
+
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     url = app[SETTINGS].redis
-    client = aioredis.from_url(url, decode_responses=False) if url else None
+    client = redis_client(url) if url else None
     app[REDIS] = client
     yield
     if client is not None:

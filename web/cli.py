@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain (web/drain.py) and close within the grace period."""
+    import faulthandler
     import signal
 
     from aiohttp import web
@@ -139,9 +140,12 @@ async def serve(settings: Settings) -> None:
     from web.drain import drain
     from web.logs import AccessLogger
 
+    grace = settings.shutdown_grace
+    settle = max(0.0, min(settings.drain_settle, grace / 2))
     app = create_app(settings)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=settings.shutdown_grace / 2
+        # What is left after the drain, halved: the rest closes peers, Redis and the database.
+        app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=max(0.5, (grace - settle) / 2)
     )
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
@@ -151,9 +155,27 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    settle = max(0.0, min(settings.drain_settle, settings.shutdown_grace / 2))
+    # The grace period is a promise to the supervisor (systemd, compose, the balancer):
+    # whatever hangs, the process is gone by then, and says where it hung. faulthandler's
+    # timer runs on its own thread, so it fires even if the event loop is blocked.
+    loop.call_later(max(0.0, grace - 1), _log_pending_tasks)
+    faulthandler.dump_traceback_later(grace, exit=True)
     await drain(app, settle)
     await runner.cleanup()
+    faulthandler.cancel_dump_traceback_later()
+
+
+def _log_pending_tasks() -> None:
+    """Where a slow shutdown is stuck, for the log: every task still running, with its stack."""
+    import io
+
+    log = logging.getLogger("livemall")
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        stack = io.StringIO()
+        task.print_stack(limit=8, file=stack)
+        log.error("shutdown still waiting on %s", stack.getvalue().strip())
 
 
 if __name__ == "__main__":

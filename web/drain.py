@@ -44,16 +44,18 @@ async def drain_middleware(request: web.Request, handler) -> web.StreamResponse:
 
 
 async def drain(app: web.Application, settle_seconds: float) -> None:
-    """Refuse new sessions, run the hooks, then give the balancer time to notice."""
+    """Refuse new sessions, run the hooks, then give the balancer time to notice;
+    all of it within `settle_seconds`."""
     state = app[DRAIN]
     if state.draining:
         return
     state.draining = True
     log.info("draining: refusing new sessions")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settle_seconds
     for hook in state.hooks:
         try:
-            await asyncio.wait_for(hook(), timeout=settle_seconds or None)
+            await asyncio.wait_for(hook(), timeout=max(0.1, deadline - loop.time()) if settle_seconds else None)
         except Exception:
             log.exception("drain hook failed")
-    if settle_seconds > 0:
-        await asyncio.sleep(settle_seconds)
+    await asyncio.sleep(max(0.0, deadline - loop.time()))

@@ -86,6 +86,26 @@ def test_log_lines_never_carry_tokens_or_passwords():
     assert "s3cr3t" not in JsonFormatter().format(record)
 
 
+async def test_a_drain_hook_that_never_returns_does_not_hold_the_drain_past_its_settle_time(client):
+    import asyncio
+
+    from web.drain import drain
+
+    finished: list[str] = []
+
+    async def stuck() -> None:
+        await asyncio.Event().wait()
+
+    async def after() -> None:
+        finished.append("after")
+
+    client.app[DRAIN].hooks[:0] = [stuck]
+    client.app[DRAIN].hooks.append(after)
+    # Without the bound this waits forever; the hooks after the stuck one still run.
+    await asyncio.wait_for(drain(client.app, 1.0), 10)
+    assert finished == ["after"] and client.app[DRAIN].draining
+
+
 def test_sigterm_drains_and_exits_within_the_grace_period(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
     env.update(PYTHONPATH=str(Path(__file__).resolve().parents[2]), LIVEMALL_DRAIN_SETTLE="1",
