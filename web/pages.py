@@ -35,7 +35,6 @@ from sqlalchemy import func, select
 from orders import brokers, catalog, shows
 from orders.errors import NotFound, Unauthorized
 from orders.models import (
-    BrokerCredit,
     Committee,
     Exhibition,
     ExhibitionProduct,
@@ -505,12 +504,7 @@ async def admin_overview(session) -> dict[str, Any]:
         .group_by(Committee.id, Order.currency)
         .order_by(Committee.id)
     )).all()
-    by_broker = (await session.execute(
-        select(User, BrokerCredit.currency, func.count(BrokerCredit.id), func.sum(BrokerCredit.amount))
-        .join(BrokerCredit, BrokerCredit.broker_id == User.id)
-        .group_by(User.id, BrokerCredit.currency)
-        .order_by(User.id)
-    )).all()
+    by_broker = await brokers.broker_report(session)  # credits of refunded orders are reversed, not counted
     return {
         "committees": committees,
         "suppliers": suppliers,

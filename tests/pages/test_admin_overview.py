@@ -23,9 +23,12 @@ async def test_admin_overview_lists_everything_and_sums_sales(db):
                               currency="USD", total=1200 * quantity, status=status,
                               committee_id=tea.committee_id, broker_id=member.id, created_at=now))
         await session.flush()
-        first = await session.scalar(select(Order.id).order_by(Order.id))
+        first, second = (await session.scalars(select(Order.id).order_by(Order.id).limit(2))).all()
         session.add(BrokerCredit(broker_id=member.id, order_id=first, committee_id=tea.committee_id, revenue=2400,
                                  amount=72, currency="USD", rate_bp=300))
+        # A credit reversed by a refund earns nothing and is not counted.
+        session.add(BrokerCredit(broker_id=member.id, order_id=second, committee_id=tea.committee_id, revenue=1200,
+                                 amount=36, currency="USD", rate_bp=300, reversed_at=now))
     async with db.session() as session:
         overview = await admin_overview(session)
     assert len(overview["committees"]) == 14
@@ -33,5 +36,6 @@ async def test_admin_overview_lists_everything_and_sums_sales(db):
     assert len(overview["orders"]) == 3 and overview["quotes"] == []
     committee, currency, count, total = overview["by_committee"][0]
     assert (committee.code, currency, count, total) == ("food", "USD", 2, 6000)  # the cancelled one is no sale
-    member_row, currency, count, amount = overview["by_broker"][0]
-    assert (member_row.name, currency, count, amount) == ("Иван Петров", "USD", 1, 72)
+    [broker] = overview["by_broker"]
+    assert broker["broker"]["name"] == "Иван Петров"
+    assert broker["currencies"] == {"USD": {"orders": 1, "revenue": 2400, "commission": 72}}
