@@ -172,6 +172,10 @@ class _Line:
     committee_code: str | None = None
 
 
+def _sold_out(product_id: int, stock: int) -> SoldOut:
+    return SoldOut("sold out" if stock == 0 else f"only {stock} left", product_id=product_id, stock=stock)
+
+
 class OrderDesk:
     """Places orders; owns the per-product queues (close it on shutdown)."""
 
@@ -325,6 +329,18 @@ class OrderDesk:
             # let them settle first rather than race them to the lock.
             await asyncio.wait(list(others))
             waited = True
+        if not candidates and not self._batches.get(product_id):
+            # Nothing seems left and nothing in flight can give units back. A plain read
+            # (it does not wait for the row lock) tells whether that is still so; if it
+            # is, these requests are refused with a figure that was true while they
+            # waited, without queuing behind the lock only to read it (a flash sale's
+            # losers are most of its buyers). A belief is never enough to refuse: stock
+            # may have come back through another process.
+            stock = await self._read_stock(product_id)
+            if all(lines[i].request.quantity > stock for i in wanting):
+                for i in wanting:
+                    results[i] = _sold_out(product_id, stock)
+                return
         reserving = sum(lines[i].request.quantity for i in candidates)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._reserving[product_id] = self._reserving.get(product_id, 0) + reserving
@@ -342,6 +358,10 @@ class OrderDesk:
             row = lines[i].row
             if results[i] is None and row is not None and "id" in row:
                 results[i] = Placed(row_public(row, lines[i].committee_code), stock_after, True)
+
+    async def _read_stock(self, product_id: int) -> int:
+        async with self.db.session() as session:
+            return await session.scalar(select(Product.stock).where(Product.id == product_id)) or 0
 
     async def _settle(self, product_id: int, lines: list[_Line], wanting: list[int], candidates: set[int],
                       results: list, late: list[int]) -> int:
@@ -363,8 +383,7 @@ class OrderDesk:
                     if i not in candidates:
                         extra.append(i)
                 else:
-                    results[i] = SoldOut("sold out" if remaining == 0 else f"only {remaining} left",
-                                         product_id=product_id, stock=remaining)
+                    results[i] = _sold_out(product_id, remaining)
                     if i in candidates:
                         drop.append(inserted[i])
             if drop:

@@ -140,3 +140,20 @@ async def test_an_order_is_stored_with_the_price_and_attribution_it_was_answered
         reply["unit_price"], reply["total"], 1, 1, "food")
     assert (order.status.value, order.expires_at.isoformat()) == (reply["status"], reply["expires_at"])
     await desk.close()
+
+
+async def test_a_sold_out_buyer_is_answered_while_another_transaction_holds_the_row(stocked):
+    from orders.inventory import lock_stock
+
+    desk = OrderDesk(stocked)
+    await set_stock(stocked, 1)
+    async with stocked.transaction() as session:
+        # A sale in another process holds the product row, about to take the last unit.
+        await lock_stock(session, TEA)
+        await session.execute(update(Product).where(Product.id == TEA).values(stock=0))
+        # Sold out as last committed: the loser hears it now, not after the lock is let go.
+        with pytest.raises(SoldOut) as refused:
+            await asyncio.wait_for(desk.place(OrderRequest(BUYERS[0], "loser", TEA, 2)), 10)
+        assert refused.value.detail["stock"] == 1
+    assert await books(stocked) == (0, 0)
+    await desk.close()
