@@ -3,6 +3,7 @@
     /work/venv/bin/python bench/chat.py                  # 1,000 clients, ≈ 3 minutes
     /work/venv/bin/python bench/chat.py --clients 2000   # another crowd size
     /work/venv/bin/python bench/chat.py --quick          # 500 clients, bare and one process, < 1 minute
+    /work/venv/bin/python bench/chat.py --only livemall,livemall2 --cpu-quota 0.15   # a capped core each
 
 For each server it connects N receiving clients and 20 senders to one show, then
 raises the offered load step by step (each sender sends R messages a second, R
@@ -456,6 +457,46 @@ def start_redis(tmp: Path) -> tuple[str, subprocess.Popen]:
     raise SystemExit("redis-server did not start")
 
 
+class CpuQuota:
+    """Every server process in a cgroup of its own (cgroup v1 `cpu` controller), capped
+    at the same share of a core.
+
+    On a machine with few cores the load generator and two server processes compete for
+    the same CPU, so "two processes against one" measures the machine, not the design.
+    With a cap per process, each stands for a process on a core of its own: one process
+    gets `cores`, two get `cores` each, and the load generator and Redis use the rest.
+    """
+
+    ROOT = Path("/sys/fs/cgroup/cpu")
+    # A short period: a capped process is throttled in slices of milliseconds, not of a
+    # tenth of a second, which would show as latency spikes rather than lower capacity.
+    PERIOD_US = 10_000
+
+    def __init__(self, cores: float) -> None:
+        if not (self.ROOT / "cgroup.procs").exists():
+            raise SystemExit(f"--cpu-quota needs the cgroup v1 cpu controller at {self.ROOT}")
+        self.cores = cores
+        self.groups: list[Path] = []
+
+    def confine(self, servers: Servers) -> None:
+        for proc in servers.procs:
+            group = self.ROOT / f"livemall-bench-{os.getpid()}-{proc.pid}"
+            group.mkdir()
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(int(self.cores * self.PERIOD_US)))
+            (group / "cgroup.procs").write_text(str(proc.pid))
+            self.groups.append(group)
+
+    def close(self) -> None:
+        """Remove the groups (their processes have exited by now)."""
+        for group in self.groups:
+            try:
+                group.rmdir()
+            except OSError as exc:
+                print(f"cgroup {group} not removed: {exc}", file=sys.stderr)
+        self.groups.clear()
+
+
 # --- one run -------------------------------------------------------------------------
 
 @dataclass
@@ -652,6 +693,9 @@ async def bench(args: argparse.Namespace) -> None:
     began = time.monotonic()
     print(f"chat fan-out: {args.senders} senders, {args.duration:g} s per step, {args.workers} load processes, "
           f"{os.cpu_count()} CPUs shared; /proc/loadavg at start {loadavg()}", flush=True)
+    quota = CpuQuota(args.cpu_quota) if args.cpu_quota else None
+    if quota:
+        print(f"every server process capped at {args.cpu_quota:g} of a core (its own cgroup)", flush=True)
     results: dict[int, dict[str, list[Step]]] = {}
     with tempfile.TemporaryDirectory(prefix="livemall-bench-") as tmpdir:
         tmp = Path(tmpdir)
@@ -665,6 +709,8 @@ async def bench(args: argparse.Namespace) -> None:
                     for config in configs:
                         if config == "bare":
                             started.append(start_bare(tmp))
+                            if quota:
+                                quota.confine(started[-1])
                             continue
                         url, drop = await database_for(args.database, tmp, f"{config}_{clients}")
                         if drop:
@@ -673,11 +719,15 @@ async def bench(args: argparse.Namespace) -> None:
                         processes = 2 if config == "livemall2" else 1
                         started.append(start_livemall(tmp, processes, url, auths,
                                                       redis_url if processes > 1 else None, args.window))
+                        if quota:
+                            quota.confine(started[-1])
                     results[clients] = await run_size(started, clients, args.senders, rates_for(clients), args.duration,
                                                       args.workers, args.probes, args.repeats)
                 finally:
                     for servers in started:
                         servers.stop()
+                    if quota:
+                        quota.close()
                     for name in dropped:
                         await pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         finally:
@@ -742,6 +792,9 @@ def main() -> None:
                         help="livemall's database (auto: PostgreSQL over its unix socket if reachable)")
     parser.add_argument("--only", default="bare,livemall,livemall2",
                         help="comma-separated subset of bare,livemall,livemall2")
+    parser.add_argument("--cpu-quota", type=float, default=0.0, metavar="CORES",
+                        help="cap every server process at this share of a core (cgroup), so two processes "
+                             "can be compared with one on a machine with few cores (e.g. 0.3)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds (each server climbs the steps again)")
     parser.add_argument("--quick", action="store_true",
                         help="500 clients, bare and one livemall process, 2.5-second steps 1,4,16")
