@@ -55,7 +55,7 @@ _UNNEST_INSERT = text(
 # Looking keys up with two array parameters rather than IN lists spares expanding
 # hundreds of bound parameters per batch (PostgreSQL only; SQLite has no arrays).
 _FIND_BY_ARRAYS = (
-    select(Order.id, Order.buyer_id, Order.idempotency_key)
+    select(Order)
     .where(Order.buyer_id == any_(bindparam("buyers", type_=postgresql.ARRAY(Integer))),
            Order.idempotency_key == any_(bindparam("keys", type_=postgresql.ARRAY(String))))
 )
@@ -163,6 +163,14 @@ def check_quantity(quantity: int, max_quantity: int) -> None:
         raise BadQuantity(f"at most {max_quantity} per order", field="quantity")
 
 
+@dataclass(frozen=True)
+class _Stored:
+    """An order a request's key already made, with its committee's code."""
+
+    order: Order
+    committee_code: str | None
+
+
 @dataclass
 class _Line:
     index: int
@@ -240,7 +248,7 @@ class OrderDesk:
             for i, line in enumerate(lines):
                 found = replays.get((line.request.buyer_id, line.request.idempotency_key))
                 if found is not None:
-                    results[i] = await self._replay(session, found, line)
+                    results[i] = self._replay(found, line)
                 elif product is None:
                     results[i] = Invalid(f"no product {product_id}", field="product_id")
                 else:
@@ -289,7 +297,7 @@ class OrderDesk:
                     key = (lines[i].request.buyer_id, lines[i].request.idempotency_key)
                     order = found.get(key)
                     if order is not None:
-                        results[i] = await self._replay(session, order, lines[i])
+                        results[i] = self._replay(order, lines[i])
                     elif isinstance(first.get(key), DomainError):
                         results[i] = first[key]  # a repeat in the same batch shares its refusal
                     else:
@@ -452,28 +460,26 @@ class OrderDesk:
             "paid_at": None,
         }
 
-    async def _find(self, session: AsyncSession, keys: list[tuple[int, str]]) -> dict[tuple[int, str], Order]:
-        """The stored orders of these (buyer, key) pairs; usually none, so ids come first."""
+    async def _find(self, session: AsyncSession, keys: list[tuple[int, str]]) -> dict[tuple[int, str], _Stored]:
+        """The stored orders of these (buyer, key) pairs with their committee codes, in
+        two queries however many there are (a client retrying a whole burst after a
+        timeout replays hundreds at once)."""
         buyers, names = list({b for b, _ in keys}), list({k for _, k in keys})
         if self.db.is_sqlite:
-            rows = await session.execute(
-                select(Order.id, Order.buyer_id, Order.idempotency_key)
-                .where(Order.buyer_id.in_(buyers), Order.idempotency_key.in_(names))
-            )
+            orders = await session.scalars(
+                select(Order).where(Order.buyer_id.in_(buyers), Order.idempotency_key.in_(names)))
         else:
-            rows = await session.execute(_FIND_BY_ARRAYS, {"buyers": buyers, "keys": names})
+            orders = await session.scalars(_FIND_BY_ARRAYS, {"buyers": buyers, "keys": names})
         wanted = set(keys)
-        found: dict[tuple[int, str], Order] = {}
-        for order_id, buyer_id, key in rows.all():
-            if (buyer_id, key) in wanted:
-                order = await session.get(Order, order_id)
-                if order is not None:
-                    found[(buyer_id, key)] = order
-        return found
+        # Both lists match the pairs' cross product; only the pairs asked for count.
+        found = [o for o in orders if (o.buyer_id, o.idempotency_key) in wanted]
+        codes = await committee_codes(session, {o.committee_id for o in found})
+        return {(o.buyer_id, o.idempotency_key): _Stored(o, codes.get(o.committee_id))  # type: ignore[arg-type]
+                for o in found}
 
-    async def _replay(self, session: AsyncSession, order: Order, line: _Line) -> Placed | Invalid:
-        if order.request_hash != line.fingerprint:
+    @staticmethod
+    def _replay(stored: _Stored, line: _Line) -> Placed | Invalid:
+        if stored.order.request_hash != line.fingerprint:
             return IdempotencyMismatch("this Idempotency-Key was used for a different order",
                                        field="Idempotency-Key")
-        codes = await committee_codes(session, {order.committee_id})
-        return Placed(order_public(order, codes.get(order.committee_id)), None, False)  # type: ignore[arg-type]
+        return Placed(order_public(stored.order, stored.committee_code), None, False)

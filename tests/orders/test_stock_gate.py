@@ -157,3 +157,19 @@ async def test_a_sold_out_buyer_is_answered_while_another_transaction_holds_the_
         assert refused.value.detail["stock"] == 1
     assert await books(stocked) == (0, 0)
     await desk.close()
+
+
+async def test_a_retried_burst_gets_back_each_of_its_orders_even_after_the_stock_ran_out(stocked):
+    async with stocked.transaction() as session:
+        await session.execute(update(Show).where(Show.id == 1).values(current_segment_id=1))
+    desk = OrderDesk(stocked)
+    await set_stock(stocked, 12)
+    requests = [OrderRequest(BUYERS[i % 4], f"retry-{i}", TEA, 1, show_id=1) for i in range(12)]
+    first = await asyncio.gather(*(desk.place(r) for r in requests))
+    assert (await books(stocked))[0] == 0
+    # The client timed out and sends the whole burst again: one batch of replays.
+    again = await asyncio.gather(*(desk.place(r) for r in requests))
+    assert [p.order["id"] for p in again] == [p.order["id"] for p in first]
+    assert all(not p.created and p.order["committee"] == "food" for p in again)
+    assert await books(stocked) == (0, 12)
+    await desk.close()
