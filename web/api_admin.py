@@ -7,22 +7,20 @@ products (price, stock, details), packages and special exhibitions.
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime, timezone
 from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
 from orders import accounts, admin_catalog, catalog
 from orders.errors import Invalid, NotFound
+from orders.events import send_committed
 from orders.models import ProductKind, Role
 from web.appkeys import DB, EVENTS
 from web.auth import require_user
 from web.errors import json_response
-from web.validation import Body, Id, int_param, parse_body
+from web.validation import Body, Id, Instant, int_param, parse_body
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -32,7 +30,6 @@ Positive = Annotated[int, Field(ge=1, le=admin_catalog.MAX_INT)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 ImageUrl = Annotated[str, StringConstraints(min_length=1, max_length=500)]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-Instant = Annotated[datetime, Field(strict=False)]
 
 
 class RoleIn(Body):
@@ -58,12 +55,6 @@ async def change_role(request: web.Request) -> web.Response:
 
 
 # --- the catalog -------------------------------------------------------------------------
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is None:
-        raise ValueError("give a time zone, e.g. 2026-12-01T10:00:00Z")
-    return value.astimezone(timezone.utc)
-
 
 class SupplierIn(Body):
     name: Name
@@ -118,11 +109,6 @@ class ExhibitionIn(Body):
     ends_at: Instant
     products: Annotated[list[ExhibitionLineIn], Field(max_length=admin_catalog.MAX_EXHIBITION_PRODUCTS)] = []
 
-    @field_validator("starts_at", "ends_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        return _utc(value)
-
 
 @routes.post("/api/admin/suppliers")
 async def add_supplier(request: web.Request) -> web.Response:
@@ -161,11 +147,8 @@ async def change_product(request: web.Request) -> web.Response:
         result = catalog.product_public(product)
         shows = await admin_catalog.live_shows_offering(session, product_id) if body.restock else []
     # Viewers of live shows offering the product see the new stock (as after a sale).
-    for show_id in shows:
-        try:
-            await request.app[EVENTS].to_show(show_id, "stock", {"product_id": product_id, "stock": result["stock"]})
-        except Exception:  # noqa: BLE001 - the restock is committed; a missed event is not an error
-            log.warning("could not send stock to show %s", show_id, exc_info=True)
+    await send_committed(request.app[EVENTS], *(
+        ("show", show_id, "stock", {"product_id": product_id, "stock": result["stock"]}) for show_id in shows))
     return json_response(result)
 
 

@@ -8,7 +8,6 @@ order exists, and a retry with the same Idempotency-Key would only return it aga
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -21,6 +20,7 @@ from sqlalchemy import select
 
 from orders import brokers, lifecycle, payments, quotes, reports
 from orders.errors import Invalid, NotFound, SoldOut
+from orders.events import send_committed
 from orders.expiry import Expired, Sweeper
 from orders.models import Order, OrderStatus, Role, User, utcnow
 from orders.ordering import (
@@ -38,7 +38,6 @@ from web.errors import json_response
 from web.metrics import count_order
 from web.validation import Body, Id, int_param, parse_body
 
-log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 DESK = web.AppKey("order_desk", OrderDesk)
@@ -77,18 +76,6 @@ class QuoteIn(Body):
 class AnswerIn(Body):
     unit_price: Annotated[int, Field(ge=0, le=2**31 - 1)]
     valid_days: Annotated[int, Field(ge=1, le=quotes.MAX_VALID_DAYS)] = 14
-
-
-async def _emit(app: web.Application, *calls: tuple[str, int, str, dict[str, Any]]) -> None:
-    events = app[EVENTS]
-    for target, ident, name, data in calls:
-        try:
-            if target == "show":
-                await events.to_show(ident, name, data)
-            else:
-                await events.to_user(ident, name, data)
-        except Exception:  # noqa: BLE001 - see the module docstring
-            log.warning("could not send %s to %s %s", name, target, ident, exc_info=True)
 
 
 def _order_events(order: dict[str, Any], buyer_id: int, stock: int | None) -> list[tuple[str, int, str, dict]]:
@@ -135,7 +122,7 @@ async def place_order(request: web.Request) -> web.Response:
     if order["show_id"] is not None:  # after `stock`, before the buyer's `order`
         calls.insert(1, ("show", order["show_id"], "sale", {"product_id": order["product_id"],
                                                             "quantity": order["quantity"]}))
-    await _emit(request.app, *calls)
+    await send_committed(request.app[EVENTS], *calls)
     return response
 
 
@@ -166,7 +153,7 @@ async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = Fal
                 raise NotFound(f"no order {order_id}")
         moved = await lifecycle.move(session, order_id, to, utcnow())
         body = await _public(session, moved.order)
-    await _emit(request.app, *_order_events(body, moved.order.buyer_id, moved.stock))
+    await send_committed(request.app[EVENTS], *_order_events(body, moved.order.buyer_id, moved.stock))
     return json_response(body)
 
 
@@ -197,7 +184,7 @@ async def confirm_payment(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as session:
         moved = await payments.confirm_invoice(session, order_id, utcnow())
         body = await _public(session, moved.order)
-    await _emit(request.app, *_order_events(body, moved.order.buyer_id, None))
+    await send_committed(request.app[EVENTS], *_order_events(body, moved.order.buyer_id, None))
     return json_response(body)
 
 
@@ -225,7 +212,7 @@ async def _apply_webhook(request: web.Request, provider_name: str, event: paymen
         outcome = await payments.apply_event(session, provider_name, event, utcnow(), db.is_sqlite)
         order = await _public(session, outcome.moved.order) if outcome.moved else None
     if outcome.moved is not None and order is not None:
-        await _emit(request.app, *_order_events(order, outcome.moved.order.buyer_id, None))
+        await send_committed(request.app[EVENTS], *_order_events(order, outcome.moved.order.buyer_id, None))
     return {"ok": True, "duplicate": outcome.duplicate, "event": event.event_id,
             "order": order}
 
@@ -304,7 +291,7 @@ async def answer_quote(request: web.Request) -> web.Response:
         quote = await quotes.answer_quote(session, quote_id, user, unit_price=body.unit_price,
                                           valid_days=body.valid_days, at=utcnow())
         result = quotes.quote_public(quote)
-    await _emit(request.app, ("user", quote.buyer_id, "quote", result))
+    await send_committed(request.app[EVENTS], ("user", quote.buyer_id, "quote", result))
     return json_response(result)
 
 
@@ -316,7 +303,7 @@ async def accept_quote(request: web.Request) -> web.Response:
     async with request.app[DB].transaction() as session:
         quote, order, stock = await quotes.accept_quote(session, quote_id, user, utcnow(), expiry)
         result = {**quotes.quote_public(quote), "order": await _public(session, order)}
-    await _emit(request.app, *_order_events(result["order"], user.id, stock))
+    await send_committed(request.app[EVENTS], *_order_events(result["order"], user.id, stock))
     return json_response(result)
 
 
@@ -367,7 +354,7 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
         calls = []
         for item in expired:
             calls += _order_events(item.order, item.buyer_id, item.stock)
-        await _emit(app, *calls)
+        await send_committed(app[EVENTS], *calls)
 
     sweeper = Sweeper(app[DB], settings.order_sweep_interval, announce)
     sweeper.start()

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from typing import Annotated
 
 from aiohttp import web
 
 from web.errors import json_response
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import Field, StringConstraints
 
 from orders import shows
 from orders.catalog import get_product, product_public
 from orders.models import Role
 from web.appkeys import DB, VIEWER_COUNT
 from web.auth import require_user
-from web.validation import Body, Id, int_param, parse_body
+from web.validation import Body, Id, Instant, int_param, parse_body
 
 routes = web.RouteTableDef()
 
@@ -33,17 +32,10 @@ class SegmentIn(Body):
 
 class ShowIn(Body):
     title: Title
-    scheduled_at: Annotated[datetime, Field(strict=False)]
+    scheduled_at: Instant
     exhibition_id: Id | None = None
     host_id: Id | None = None
     segments: Annotated[list[SegmentIn], Field(max_length=shows.MAX_SEGMENTS)] = []
-
-    @field_validator("scheduled_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("give a time zone, e.g. 2026-12-01T10:00:00Z")
-        return value.astimezone(timezone.utc)
 
 
 @routes.get("/api/shows")

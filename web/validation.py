@@ -4,10 +4,11 @@ over-long strings are refused with 422 and a list of the fields at fault."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Annotated, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from orders.errors import Invalid
 from orders.models import MAX_ID
@@ -15,6 +16,17 @@ from web.errors import BadRequest
 
 M = TypeVar("M", bound=BaseModel)
 Id = Annotated[int, Field(ge=1, le=MAX_ID)]  # a row id in a body: beyond MAX_ID is 422, not a 500
+
+
+def _in_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("give a time zone, e.g. 2026-12-01T10:00:00Z")
+    return value.astimezone(timezone.utc)
+
+
+# A moment in a body: an ISO 8601 string with its zone (a bare local time is ambiguous
+# for users in 67 countries, so it is refused), kept in UTC.
+Instant = Annotated[datetime, Field(strict=False), AfterValidator(_in_utc)]
 
 
 class Body(BaseModel):
