@@ -36,18 +36,27 @@ export function el(tag, attrs = {}, text) {
   return node;
 }
 
-const moneyFormats = new Map();
-
-/** Integer minor units → the amount in the currency, formatted for the page's locale.
- * The divisor is the currency's own fraction digits (USD 2, KRW 0, KWD 3). */
-export function formatMoney(minor, currency) {
-  let format = moneyFormats.get(currency);
+// Building an Intl formatter costs far more than using one, and chat in a crowded show
+// formats a time per message: each formatter is built once per page.
+const formats = new Map();
+function formatter(kind, locale, options) {
+  const key = `${kind}|${locale}|${JSON.stringify(options)}`;
+  let format = formats.get(key);
   if (!format) {
-    format = new Intl.NumberFormat(intlLocale, { style: 'currency', currency });
-    moneyFormats.set(currency, format);
+    format = kind === 'number' ? new Intl.NumberFormat(locale, options) : new Intl.DateTimeFormat(locale, options);
+    formats.set(key, format);
   }
-  const digits = format.resolvedOptions().maximumFractionDigits;
-  return format.format(minor / 10 ** digits);
+  return format;
+}
+
+/** The currency's own fraction digits (USD 2, KRW 0, KWD 3). */
+function fractionDigits(currency) {
+  return formatter('number', 'en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
+}
+
+/** Integer minor units → the amount in the currency, formatted for the page's locale. */
+export function formatMoney(minor, currency) {
+  return formatter('number', intlLocale, { style: 'currency', currency }).format(minor / 10 ** fractionDigits(currency));
 }
 
 /** An amount typed in the currency's units (`12.5` USD) → integer minor units (1250);
@@ -56,8 +65,7 @@ export function toMinor(amount, currency) {
   const text = String(amount).trim().replace(/,/g, '');
   const value = Number(text);
   if (!text || !Number.isFinite(value)) return text;
-  const digits = new Intl.NumberFormat('en', { style: 'currency', currency }).resolvedOptions().maximumFractionDigits;
-  return Math.round(value * 10 ** digits);
+  return Math.round(value * 10 ** fractionDigits(currency));
 }
 
 const timeStyles = {
@@ -75,14 +83,14 @@ export function formatTimes(root = document) {
     const when = new Date(node.getAttribute('datetime'));
     if (Number.isNaN(when.getTime())) continue;
     const style = timeStyles[node.dataset.format] || timeStyles.datetime;
-    node.textContent = new Intl.DateTimeFormat(intlLocale, style).format(when);
-    node.title = new Intl.DateTimeFormat(intlLocale, zoneStyle).format(when);
+    node.textContent = formatter('date', intlLocale, style).format(when);
+    node.title = formatter('date', intlLocale, zoneStyle).format(when);
   }
 }
 
 export function formatTime(iso) {
   const when = new Date(iso);
-  return Number.isNaN(when.getTime()) ? '' : new Intl.DateTimeFormat(intlLocale, timeStyles.time).format(when);
+  return Number.isNaN(when.getTime()) ? '' : formatter('date', intlLocale, timeStyles.time).format(when);
 }
 
 /** A JSON call. Never throws: {ok, status, data}; status 0 is a network failure. */
