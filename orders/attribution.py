@@ -3,7 +3,7 @@
 Orders and quotes carry the same attribution, taken when the buyer asks: the show's
 current segment (set by the host in the show room) and that segment's committee; the
 co-view room of an invite code and its owner, the member who brokered the sale.
-Resolved for a whole batch of requests in a handful of queries.
+Resolved for a whole batch of requests in one or two queries.
 """
 
 from __future__ import annotations
@@ -64,21 +64,17 @@ async def attribute(session: AsyncSession, asks: Sequence[Ask], at: datetime) ->
     if codes:
         rooms = {r.code: r for r in await session.scalars(select(CoviewRoom).where(CoviewRoom.code.in_(codes)))}
     show_ids = {a.show_id for a in asks if a.show_id is not None} | {r.show_id for r in rooms.values()}
-    shows: dict[int, tuple[int | None, int | None]] = {}
+    # Each show with its live segment's committee, in one query (an order waits on it).
+    shows: dict[int, tuple[int | None, int | None, int | None, str | None]] = {}
     if show_ids:
         rows = await session.execute(
-            select(Show.id, Show.exhibition_id, Show.current_segment_id).where(Show.id.in_(show_ids))
+            select(Show.id, Show.exhibition_id, Show.current_segment_id, Committee.id, Committee.code)
+            .outerjoin(Segment, Segment.id == Show.current_segment_id)
+            .outerjoin(Committee, Committee.id == Segment.committee_id)
+            .where(Show.id.in_(show_ids))
         )
-        shows = {sid: (exhibition, segment) for sid, exhibition, segment in rows.all()}
-    segment_ids = {seg for _, seg in shows.values() if seg is not None}
-    segments: dict[int, tuple[int, str]] = {}
-    if segment_ids:
-        rows = await session.execute(
-            select(Segment.id, Committee.id, Committee.code)
-            .join(Committee, Committee.id == Segment.committee_id)
-            .where(Segment.id.in_(segment_ids))
-        )
-        segments = {sid: (cid, code) for sid, cid, code in rows.all()}
+        shows = {sid: (exhibition, segment, committee_id, code)
+                 for sid, exhibition, segment, committee_id, code in rows.all()}
 
     out: list[Attribution | Invalid] = []
     for ask in asks:
@@ -105,8 +101,7 @@ async def attribute(session: AsyncSession, asks: Sequence[Ask], at: datetime) ->
         if show_id not in shows:
             out.append(UnknownShow(f"no show {show_id}", field="show_id"))
             continue
-        exhibition_id, segment_id = shows[show_id]
-        committee_id, committee_code = segments.get(segment_id, (None, None)) if segment_id else (None, None)
+        exhibition_id, segment_id, committee_id, committee_code = shows[show_id]
         out.append(
             Attribution(
                 show_id=show_id,

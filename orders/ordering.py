@@ -238,30 +238,21 @@ class OrderDesk:
         lines = [_Line(i, r, r.fingerprint()) for i, r in enumerate(requests)]
         results: list[Placed | BaseException | None] = [None] * len(lines)
 
-        # 1. Read-only: replays, the product, prices and attribution. Done outside the
-        #    write transaction so the row lock is held only for the writes.
+        # 1. Read-only: the product, prices and attribution. Done outside the write
+        #    transaction so the row lock is held only for the writes. Replays are not
+        #    looked for here: a new key is the rule, and a key that already made an
+        #    order is caught by the insert (ON CONFLICT) or, if refused before that,
+        #    by `_answer_replays` at the end.
         async with self.db.session() as session:
-            keys = [(line.request.buyer_id, line.request.idempotency_key) for line in lines]
-            replays = await self._find(session, keys)
             product = await session.get(Product, product_id)
-            pending: list[int] = []
-            for i, line in enumerate(lines):
-                found = replays.get((line.request.buyer_id, line.request.idempotency_key))
-                if found is not None:
-                    results[i] = self._replay(found, line)
-                elif product is None:
-                    results[i] = Invalid(f"no product {product_id}", field="product_id")
-                else:
-                    pending.append(i)
-            if product is not None and pending:
+            if product is None:
+                results[:] = [Invalid(f"no product {product_id}", field="product_id") for _ in lines]
+            else:
                 attributions = await attribute(
-                    session,
-                    [Ask(lines[i].request.buyer_id, lines[i].request.show_id, lines[i].request.coview)
-                     for i in pending],
-                    now,
-                )
+                    session, [Ask(line.request.buyer_id, line.request.show_id, line.request.coview) for line in lines],
+                    now)
                 prices: dict[int | None, int] = {}
-                for i, attribution in zip(pending, attributions, strict=True):
+                for i, attribution in enumerate(attributions):
                     if isinstance(attribution, Invalid):
                         results[i] = attribution
                         continue
@@ -302,7 +293,24 @@ class OrderDesk:
                         results[i] = first[key]  # a repeat in the same batch shares its refusal
                     else:
                         results[i] = Invalid("a concurrent request with this key failed; retry")
+        await self._answer_replays(lines, results, set(late))
         return results  # type: ignore[return-value]
+
+    async def _answer_replays(self, lines: list[_Line], results: list, looked_up: set[int]) -> None:
+        """A refusal must not hide the order a key already made: the retry of an
+        accepted order gets that order back (or 422 if its body differs) whatever the
+        stock, the show or the co-view room are now. Only refused lines are looked up,
+        so a burst of new orders pays nothing for it."""
+        refused = [i for i, result in enumerate(results) if isinstance(result, DomainError) and i not in looked_up]
+        if not refused:
+            return
+        async with self.db.session() as session:
+            found = await self._find(session, [(lines[i].request.buyer_id, lines[i].request.idempotency_key)
+                                               for i in refused])
+        for i in refused:
+            stored = found.get((lines[i].request.buyer_id, lines[i].request.idempotency_key))
+            if stored is not None:
+                results[i] = self._replay(stored, lines[i])
 
     def _estimate(self, product_id: int, read_stock: int, commits_before: int) -> int:
         """Stock this batch may count on: the freshest known figure less what other

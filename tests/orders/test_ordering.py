@@ -72,6 +72,27 @@ async def test_repeat_returns_the_order_even_after_the_product_sold_out(shop):
     assert again.status == 201 and (await again.json())["id"] == first["id"]
 
 
+async def test_a_retry_after_the_coview_invitation_expired_still_returns_its_order(shop):
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from orders.models import CoviewRoom
+
+    await shop.go_live(segment_id=1)
+    code = await shop.coview()
+    body = {"product_id": GREEN_TEA, "quantity": 1, "show_id": 1, "coview": code}
+    first = await (await shop.order(key="before-expiry", **body)).json()
+    async with shop.db.transaction() as session:
+        await session.execute(update(CoviewRoom).where(CoviewRoom.code == code)
+                              .values(expires_at=datetime.now(timezone.utc)))
+    # A new order with the code is refused now; the retry of the accepted one is not.
+    assert (await (await shop.order(key="after-expiry", **body)).json())["error"] == "invalid_coview"
+    again = await shop.order(key="before-expiry", **body)
+    assert again.status == 201 and again.headers["Idempotency-Replayed"] == "true"
+    assert (await again.json())["id"] == first["id"]
+
+
 async def test_same_key_with_a_different_body_is_422(shop):
     await shop.placed(key="k", quantity=1)
     response = await shop.order(key="k", quantity=2)
