@@ -162,27 +162,12 @@ class LiveHub:
         show = _Show(show_id, self._new_session_id(), started_at)
         self._shows[show_id] = show  # reserved before the first await
         video = offer.first("video")
-        publisher = Publisher(
-            show_id,
-            ice_servers=self._ice_servers,
-            ice_sockets=self._ice_sockets,
-            recording_path=self._recording_path(
-                show_id, started_at, video.codecs[0].name.lower() if video else None
-            ),
-            on_connection_lost=lambda: self._end_soon(show, "ice_failed"),
-            spawn=self._spawn,
-            keyframe_interval=self._keyframe_interval,
-            replay_window=self._replay_window,
-        )
-        show.publisher = publisher
+        recording = self._recording_path(show_id, started_at, video.codecs[0].name.lower() if video else None)
+        publisher = self._ingest(show, recording, lost="ice_failed")
         try:
             answer = await publisher.negotiate(offer)
         except BaseException:
-            if self._shows.get(show_id) is show:
-                del self._shows[show_id]
-            show.ending = True
-            show.ready.set()
-            await _quietly(publisher.close())
+            await self._abandon(show)
             raise
         self._ensure_ticker()
         self._shows_started += 1
@@ -252,26 +237,11 @@ class LiveHub:
             return Session(show.session_id, show_id, show.answer_sdp, "edge")
         show = _Show(show_id, self._new_session_id(), datetime.now(timezone.utc), edge=True)
         self._shows[show_id] = show  # reserved before the first await: one pull per show
-        publisher = Publisher(
-            show_id,
-            ice_servers=self._ice_servers,
-            ice_sockets=self._ice_sockets,
-            recording_path=None,  # the origin records
-            on_connection_lost=lambda: self._end_soon(show, "origin_ended"),
-            spawn=self._spawn,
-            keyframe_interval=self._keyframe_interval,
-            replay_window=self._replay_window,
-        )
-        show.publisher = publisher
+        publisher = self._ingest(show, None, lost="origin_ended")  # the origin records
         try:
             show.answer_sdp = await publisher.pull(send_offer)
         except BaseException as exc:
-            if self._shows.get(show_id) is show:
-                del self._shows[show_id]
-            show.ending = True
-            show.failure = exc
-            show.ready.set()
-            await _quietly(publisher.close())
+            await self._abandon(show, failure=exc)
             raise
         if show.ending:  # close() began meanwhile
             show.ready.set()
@@ -381,6 +351,32 @@ class LiveHub:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     # --- lifecycle ------------------------------------------------------------------
+
+    def _ingest(self, show: _Show, recording_path: Optional[Path], *, lost: EndReason) -> Publisher:
+        """The show's source: a WHIP publisher here, or an edge's pull from the origin;
+        its connection dying ends the show with `lost`."""
+        show.publisher = Publisher(
+            show.id,
+            ice_servers=self._ice_servers,
+            ice_sockets=self._ice_sockets,
+            recording_path=recording_path,
+            on_connection_lost=lambda: self._end_soon(show, lost),
+            spawn=self._spawn,
+            keyframe_interval=self._keyframe_interval,
+            replay_window=self._replay_window,
+        )
+        return show.publisher
+
+    async def _abandon(self, show: _Show, failure: Optional[BaseException] = None) -> None:
+        """A show whose publish or pull failed: its id is free again, and whoever
+        waits on it (a concurrent pull) sees it end, with `failure`."""
+        if self._shows.get(show.id) is show:
+            del self._shows[show.id]
+        show.ending = True
+        show.failure = failure
+        show.ready.set()
+        if show.publisher is not None:
+            await _quietly(show.publisher.close())
 
     async def _end_show(self, show: _Show, reason: EndReason) -> None:
         if show.ending:
