@@ -93,6 +93,24 @@ export function formatTime(iso) {
   return Number.isNaN(when.getTime()) ? '' : formatter('date', intlLocale, timeStyles.time).format(when);
 }
 
+/** A chat message as a list item: its time in the viewer's zone, author and text (set
+ * as text, never as HTML). Pages add their own extras (moderation, a private chip). */
+export function chatItem(message) {
+  const item = el('li', { class: `msg role-${message.user.role}`, 'data-id': Number(message.id) });
+  if (message.at) item.append(el('time', { datetime: message.at }, formatTime(message.at)), ' ');
+  item.append(el('span', { class: 'author' }, message.user.name), ' ', el('span', { class: 'text' }, message.text));
+  return item;
+}
+
+/** Appends a chat item, keeping the newest `max`; a reader scrolled up to older
+ * messages is not pulled down, one at the bottom stays there. */
+export function appendChat(list, item, max = 300) {
+  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
+  list.append(item);
+  while (list.children.length > max) list.firstElementChild.remove();
+  if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
 /** A JSON call. Never throws: {ok, status, data}; status 0 is a network failure. */
 export async function api(method, url, body, headers = {}) {
   const init = { method, headers: { Accept: 'application/json', ...headers }, credentials: 'same-origin' };

@@ -1,7 +1,7 @@
 // The host's studio: camera and microphone preview with device choice, Go live / End
 // show over WHIP, segment switcher, one-click pin/unpin, moderated chat, questions
 // queue, sales ticker and viewer count.
-import { $, ackError, currentSegment, el, formatTime, page, t } from './page.js';
+import { $, ackError, appendChat, chatItem, currentSegment, el, page, t } from './page.js';
 import { connectShow } from './realtime.js';
 import { publish } from './webrtc.js';
 
@@ -141,9 +141,7 @@ function addChat(rt, message) {
   if (!message || !message.user || message.room === 'coview') return;
   const list = $('chat');
   if (list.querySelector(`[data-id="${Number(message.id)}"]`)) return;
-  const item = el('li', { class: `msg role-${message.user.role}`, 'data-id': Number(message.id) });
-  if (message.at) item.append(el('time', { datetime: message.at }, formatTime(message.at)), ' ');
-  item.append(el('span', { class: 'author' }, message.user.name), ' ', el('span', { class: 'text' }, message.text));
+  const item = chatItem(message);
   if (message.user.role !== 'host' && (!page.user || message.user.id !== page.user.id)) {
     const tools = el('span', { class: 'tools' });
     const remove = el('button', { type: 'button', class: 'link delete' }, t('delete'));
@@ -161,9 +159,7 @@ function addChat(rt, message) {
     tools.append(remove, ' ', mute);
     item.append(' ', tools);
   }
-  list.append(item);
-  while (list.children.length > 300) list.firstElementChild.remove();
-  list.scrollTop = list.scrollHeight;
+  appendChat(list, item);
 }
 
 // --- questions and sales --------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The watch page (and the co-view page, which is the watch page plus a private room):
 // live video over WHEP or the recording, chat, reactions, the pinned product with live
 // stock and Buy / Request quote, the current segment, viewer count and Q&A.
-import { $, ackError, api, clearErrors, currentSegment, el, formatMoney, formatTime, newKey, page, showErrors, t } from './page.js';
+import { $, ackError, api, appendChat, chatItem, clearErrors, currentSegment, el, formatMoney, newKey, page, showErrors, t } from './page.js';
 import { connectShow } from './realtime.js';
 import { play } from './webrtc.js';
 
@@ -233,21 +233,13 @@ function showViewers(count) {
 
 // --- chat -------------------------------------------------------------------------
 
-const MAX_MESSAGES = 300;
-
 function addChat(message) {
   if (!message || !message.user) return;
   const list = message.room === 'coview' ? $('private-chat') : $('chat');
   if (!list || list.querySelector(`[data-id="${Number(message.id)}"]`)) return;
-  const item = el('li', { class: `msg role-${message.user.role}`, 'data-id': Number(message.id) });
-  const when = message.at ? el('time', { datetime: message.at }, formatTime(message.at)) : null;
-  if (when) item.append(when, ' ');
-  item.append(el('span', { class: 'author' }, message.user.name), ' ', el('span', { class: 'text' }, message.text));
+  const item = chatItem(message);
   if (message.room === 'coview') item.append(' ', el('span', { class: 'chip private' }, t('private')));
-  const atBottom = list.scrollTop + list.clientHeight >= list.scrollHeight - 8;
-  list.append(item);
-  while (list.children.length > MAX_MESSAGES) list.firstElementChild.remove();
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  appendChat(list, item);
 }
 
 function removeChat({ id }) {
