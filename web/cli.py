@@ -187,9 +187,7 @@ def _log_pending_tasks() -> None:
     import io
 
     log = logging.getLogger("livemall")
-    for task in asyncio.all_tasks():
-        if task is asyncio.current_task():
-            continue
+    for task in asyncio.all_tasks():  # serve()'s own task among them: where the shutdown awaits
         stack = io.StringIO()
         task.print_stack(limit=8, file=stack)
         log.error("shutdown still waiting on %s", stack.getvalue().strip())

@@ -145,3 +145,20 @@ async def test_an_unreachable_database_is_503_json(aiohttp_client, tmp_path):
     assert response.status == 503
     assert (await response.json())["error"] == "unavailable"
     assert response.headers["Retry-After"] == "2"
+
+
+async def test_a_slow_shutdown_logs_each_task_still_running_with_its_stack(caplog):
+    import asyncio
+
+    from web.cli import _log_pending_tasks
+
+    async def stuck_in_cleanup() -> None:
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(stuck_in_cleanup())
+    await asyncio.sleep(0)
+    caplog.set_level(logging.ERROR, logger="livemall")
+    _log_pending_tasks()
+    task.cancel()
+    waiting = [r.getMessage() for r in caplog.records if r.getMessage().startswith("shutdown still waiting on")]
+    assert any("stuck_in_cleanup" in message and "Event().wait()" in message for message in waiting)
