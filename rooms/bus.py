@@ -19,6 +19,8 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 
+from web.cancellation import raise_if_cancelled
+
 log = logging.getLogger(__name__)
 
 CHANNEL = "livemall:rooms"  # the stream's key
@@ -78,11 +80,13 @@ class RedisBus:
             await self._read_loop()
         finally:
             publisher.cancel()
+            await asyncio.gather(publisher, return_exceptions=True)
 
     async def _publish_loop(self) -> None:
         # One task publishes, in order: events from one process reach others in the order sent.
         delay = 0.2
         while True:
+            raise_if_cancelled()
             await self._wake.wait()
             self._wake.clear()
             if not self._outbox:
@@ -93,7 +97,7 @@ class RedisBus:
                 await self._client.xadd(self._stream, {"m": message.encode()}, maxlen=self.MAX_LEN, approximate=True)
                 delay = 0.2
             except Exception as exc:  # noqa: BLE001 - local delivery already happened
-                _reraise_cancellation()
+                raise_if_cancelled()
                 # Keep them for when Redis is back, in order, within a bound.
                 self._outbox[:0] = lines
                 del self._outbox[: max(0, len(self._outbox) - self.MAX_PENDING)]
@@ -114,6 +118,7 @@ class RedisBus:
                 self.subscribed.set()
                 delay = 0.2
                 while True:
+                    raise_if_cancelled()  # XREAD may have swallowed a cancel (web/cancellation.py)
                     batches = await self._client.xread({self._stream: last_id}, block=self.BLOCK_MS, count=500)
                     for _stream, entries in batches or ():
                         for entry_id, fields in entries:
@@ -122,7 +127,7 @@ class RedisBus:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect and read on from last_id
-                _reraise_cancellation()
+                raise_if_cancelled()
                 self.subscribed.clear()
                 log.warning("room bus lost Redis (%s); retrying in %.1fs", type(exc).__name__, delay)
                 await asyncio.sleep(delay)
@@ -141,10 +146,3 @@ class RedisBus:
                 except Exception:  # noqa: BLE001 - one bad event must not stop the bus
                     log.exception("room event from %s not delivered", origin)
 
-
-def _reraise_cancellation() -> None:
-    """A Redis client may turn a cancelled read into its own error (a timeout racing
-    the cancel); a loop that retries on errors must still stop when it was cancelled."""
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        raise asyncio.CancelledError

@@ -36,6 +36,7 @@ from rooms.moderation import Limits, MemoryLimits, RedisLimits
 from rooms.presence import AudienceLedger, MemoryStore, Presence, RedisStore
 from rooms.reactions import Reactions, TapLimit
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
+from web.cancellation import raise_if_cancelled
 from web.drain import DRAIN
 from web.metrics import Labelled, register_stats
 from web.settings import Settings
@@ -326,6 +327,7 @@ class Rooms:
 
     async def _presence_loop(self) -> None:
         while True:
+            raise_if_cancelled()  # a Redis call may have swallowed the cancel (web/cancellation.py)
             await asyncio.sleep(PRESENCE_INTERVAL)
             try:
                 await self.presence_tick()

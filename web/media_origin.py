@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from live.errors import OriginUnavailable, ShowNotLive
+from web.cancellation import raise_if_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class ShowOrigins:
 
     async def _refresh(self, show_id: int) -> None:
         while True:
+            raise_if_cancelled()  # else a swallowed cancel keeps claiming an ended show
             await asyncio.sleep(TTL / 3)
             with contextlib.suppress(aioredis.RedisError):
                 await self.redis.set(_key(show_id), self.node_url, ex=TTL)

@@ -63,3 +63,35 @@ async def test_a_cancelled_bus_stops_even_when_the_client_swallows_the_cancel(re
     finally:
         task.cancel()
         await client.aclose()
+
+
+async def test_buses_cancelled_in_the_middle_of_traffic_all_stop(redis_url):
+    # Cancels land at random points of XADD/XREAD. On Python 3.11 asyncio.wait_for (which
+    # redis-py wraps each send in) swallows a cancel that arrives as the send completes:
+    # before the bus checked for it, nearly every bus here kept running, and a node
+    # could not shut down.
+    import random
+
+    async def one(i: int) -> bool:
+        client = redis_client(redis_url)
+        bus = RedisBus(client, f"node{i}", lambda room, fragment: None, channel=f"test:traffic:{i % 3}")
+        task = asyncio.create_task(bus.run())
+        await asyncio.wait_for(bus.subscribed.wait(), 5)
+
+        async def chatter() -> None:
+            while True:
+                bus.publish("show:1", '["chat",{}]')
+                await asyncio.sleep(random.random() * 0.01)
+
+        talking = asyncio.create_task(chatter())
+        await asyncio.sleep(random.random() * 1.5)
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=3)
+        talking.cancel()
+        if not done:
+            task.cancel()
+        await client.aclose()
+        return bool(done)
+
+    stopped = await asyncio.gather(*(one(i) for i in range(20)))
+    assert stopped.count(False) == 0, f"{stopped.count(False)} of 20 buses ignored their cancel"
