@@ -140,6 +140,10 @@ async def test_sigterm_drains_a_node_without_losing_an_order_or_a_chat_message(
         await viewer.until(lambda: "video" in viewer.ended, timeout=SHUTDOWN_GRACE)
         await eventually(lambda: not _alive(pid), exit_by - asyncio.get_running_loop().time(),
                          "the drained node's exit within its grace period")
+        # ...by itself, not cut short by the grace-period watchdog (web/cli.py).
+        stuck = [line for line in cluster.log(f"node{origin}").splitlines()
+                 if "shutdown still waiting" in line or "did not stop when cancelled" in line]
+        assert not stuck, stuck[:3]
         for client in clients:
             back = (lambda c=client: c.sio.connected and c.nodes[-1] == other
                     and (c.nodes[0] == other or len(c.nodes) >= 2))
