@@ -217,6 +217,11 @@ async def define_package(session: AsyncSession, package_id: int, lines: Sequence
         raise Invalid("a package has at least one component", field="items")
     if await session.scalar(select(PackageItem.package_id).where(PackageItem.product_id == package_id).limit(1)):
         raise Invalid("this product is a component of another package; packages do not nest", field="package_id")
+    # Which components exist and which are packages themselves: two queries, not two a line.
+    wanted = [line.product_id for line in lines if 1 <= line.product_id <= MAX_ID]
+    existing = set(await session.scalars(select(Product.id).where(Product.id.in_(wanted))))
+    packages = set(await session.scalars(
+        select(PackageItem.package_id).where(PackageItem.package_id.in_(wanted)).distinct()))
     seen: set[int] = set()
     for index, line in enumerate(lines):
         field = f"items.{index}"
@@ -226,9 +231,9 @@ async def define_package(session: AsyncSession, package_id: int, lines: Sequence
             raise Invalid(f"product {line.product_id} is listed twice", field=f"{field}.product_id")
         seen.add(line.product_id)
         _check_amount(line.quantity, f"{field}.quantity", least=1)
-        if not 1 <= line.product_id <= MAX_ID or await session.get(Product, line.product_id) is None:
+        if line.product_id not in existing:
             raise Invalid(f"no product {line.product_id}", field=f"{field}.product_id")
-        if await session.scalar(select(PackageItem.product_id).where(PackageItem.package_id == line.product_id).limit(1)):
+        if line.product_id in packages:
             raise Invalid(f"product {line.product_id} is itself a package; packages do not nest",
                           field=f"{field}.product_id")
     await session.execute(delete(PackageItem).where(PackageItem.package_id == package_id))
