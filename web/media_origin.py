@@ -175,6 +175,7 @@ def was_forwarded(request: web.Request, secret: str) -> bool:
     if not value:
         return False
     stamp, _, _ = value.partition(".")
-    if not stamp.isdigit() or abs(time.time() - int(stamp)) > PROOF_WINDOW:
+    # isascii: str.isdigit() also takes "²", which int() refuses.
+    if not (stamp.isascii() and stamp.isdigit()) or abs(time.time() - int(stamp)) > PROOF_WINDOW:
         return False
     return hmac.compare_digest(value, forward_proof(secret, request.method, request.path, now=int(stamp)))

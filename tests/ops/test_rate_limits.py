@@ -137,3 +137,12 @@ async def test_only_a_node_with_the_shared_secret_can_claim_to_forward(strict_cl
     assert (await offer(wrong_key)).status == 429
     genuine = [(await offer(forward_proof("test-secret", "POST", "/whep/1"))).status for _ in range(5)]
     assert genuine == [409] * 5
+
+
+async def test_a_forwarding_proof_with_non_ascii_digits_is_refused_not_a_500(strict_client):
+    from web.media_origin import FORWARDED
+
+    response = await strict_client.post("/whep/1", data="v=0", headers={
+        "Content-Type": "application/sdp", FORWARDED: "²³.abc", **from_address("203.0.113.9")})
+    # Not a proof: the offer is treated as any client's (the show is not live here).
+    assert response.status == 409
