@@ -122,8 +122,8 @@ class RedisBus:
                     batches = await self._client.xread({self._stream: last_id}, block=self.BLOCK_MS, count=500)
                     for _stream, entries in batches or ():
                         for entry_id, fields in entries:
-                            last_id = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                            self._receive(fields.get(b"m") or fields.get("m") or b"")
+                            last_id = entry_id.decode()  # the client speaks bytes (web.app.redis_client)
+                            self._receive(fields.get(b"m", b""))
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reconnect and read on from last_id
@@ -134,7 +134,7 @@ class RedisBus:
                 delay = min(delay * 2, 1.0)
 
     def _receive(self, data: bytes) -> None:
-        text = data.decode() if isinstance(data, bytes) else data
+        text = data.decode()
         origin, _, body = text.partition("\n")
         if origin == self._origin:
             return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,6 +36,7 @@ from rooms.server import (
     user_room,
 )
 from web.auth import COOKIE  # the HttpOnly session cookie: page JS cannot read it, so it rides along
+from web.validation import Id  # a row id: beyond MAX_ID is `invalid`, not a driver error later
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +47,6 @@ class Payload(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-
-# A row id: beyond MAX_ID is `invalid` here rather than a driver error later.
-Id = Annotated[int, Field(ge=1, le=MAX_ID)]
 
 
 class AuthIn(Payload):
