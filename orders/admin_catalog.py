@@ -261,6 +261,8 @@ async def add_exhibition(
         raise Invalid("exhibition times need a time zone", field="starts_at")
     if ends_at <= starts_at:
         raise Invalid("the exhibition must end after it starts", field="ends_at")
+    wanted = [line.product_id for line in lines if 1 <= line.product_id <= MAX_ID]
+    products = {p.id: p for p in await session.scalars(select(Product).where(Product.id.in_(wanted)))}
     seen: set[int] = set()
     for index, line in enumerate(lines):
         field = f"products.{index}"
@@ -268,7 +270,7 @@ async def add_exhibition(
             raise Invalid(f"product {line.product_id} is listed twice", field=f"{field}.product_id")
         seen.add(line.product_id)
         _check_amount(line.price, f"{field}.price")
-        product = await session.get(Product, line.product_id)
+        product = products.get(line.product_id)
         if product is None:
             raise Invalid(f"no product {line.product_id}", field=f"{field}.product_id")
         if line.currency != product.currency:

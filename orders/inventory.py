@@ -63,14 +63,11 @@ async def lock_stock_taking(session: AsyncSession, product_id: int, quantity: in
     fewer are left nothing is taken and the caller settles on the exact figure.
     """
     if quantity > 0:
-        left = await session.scalar(
-            update(_products)
-            .where(_products.c.id == product_id, _products.c.stock >= quantity)
-            .values(stock=_products.c.stock - quantity)
-            .returning(_products.c.stock)
-        )
-        if left is not None:
+        try:
+            left = await take(session, product_id, quantity)
             return left + quantity, left
+        except SoldOut:
+            pass  # fewer left: lock without taking
     stock = await lock_stock(session, product_id)
     return stock, stock
 
