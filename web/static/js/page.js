@@ -56,7 +56,8 @@ function fractionDigits(currency) {
 
 /** Integer minor units → the amount in the currency, formatted for the page's locale. */
 export function formatMoney(minor, currency) {
-  return formatter('number', intlLocale, { style: 'currency', currency }).format(minor / 10 ** fractionDigits(currency));
+  const format = formatter('number', intlLocale, { style: 'currency', currency });
+  return format.format(minor / 10 ** format.resolvedOptions().maximumFractionDigits);
 }
 
 /** An amount typed in the currency's units (`12.5` USD) → integer minor units (1250);
