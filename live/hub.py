@@ -3,8 +3,16 @@
 Transport-free: the web layer turns WHIP/WHEP requests into ``publish``/``play``/``stop``
 calls and maps ``LiveError.code`` to HTTP replies. Authorisation and show existence are
 its job too. A show is live from a successful ``publish`` until its publisher is
-stopped, its connection fails or closes, it sends no media for ``media_timeout``
-seconds, or the hub closes; then every viewer is closed and ``ShowEnded`` fires once.
+stopped (``stop`` on its session, or ``end``) or the hub closes; then every viewer is
+closed and ``ShowEnded`` fires once.
+
+A publisher whose connection fails or closes, or that sends no media for
+``media_timeout`` seconds, does not end the show: the show is *reconnecting*
+(``ShowReconnecting``) for up to ``publisher_grace`` seconds. Its viewers keep their
+connections and sessions; a ``publish`` for the show in that time resumes it
+(``ShowResumed``) under the same viewers, whose RTP continues on the same SSRC with
+running sequence numbers and timestamps, and into the same recording. Only when the
+grace runs out does the show end, with the reason the publisher was lost for.
 
 A hub can also be an *edge* for a show published on another hub (``pull``): it
 receives the show once from that origin over WHEP and serves its own viewers from it
@@ -23,7 +31,7 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -39,9 +47,9 @@ from live.errors import (
 from live.ice_sockets import IceSockets
 from live.keyframes import DEFAULT_MIN_INTERVAL
 from live.publisher import Publisher, SendOffer
-from live.recorder import recording_suffix
-from live.sdp import accepts, parse_offer
-from live.track_fanout import DEFAULT_REPLAY_WINDOW
+from live.recorder import Recorder, recording_suffix
+from live.sdp import Offer, accepts, parse_offer
+from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 from live.viewer import Viewer
 
 logger = logging.getLogger(__name__)
@@ -54,6 +62,8 @@ EndReason = Literal[
 ]
 
 DEFAULT_EDGE_LINGER = 10.0  # seconds an edge keeps a show no local viewer watches
+# Seconds a show waits for its lost publisher to come back (Mux keeps a stream 60 s).
+DEFAULT_PUBLISHER_GRACE = 60.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +89,25 @@ class ShowEnded:
     reason: str  # EndReason
 
 
-ShowEvent = Union[ShowStarted, ShowEnded]
+@dataclass(frozen=True)
+class ShowReconnecting:
+    """The publisher was lost (``reason``: ice_failed or no_media); the show waits for
+    it until ``deadline``."""
+
+    show_id: int
+    at: datetime  # UTC
+    deadline: datetime  # UTC: the show ends then unless a publisher resumes it
+    reason: str
+
+
+@dataclass(frozen=True)
+class ShowResumed:
+    show_id: int
+    at: datetime  # UTC
+    reconnecting_seconds: float  # how long viewers were without a publisher
+
+
+ShowEvent = Union[ShowStarted, ShowEnded, ShowReconnecting, ShowResumed]
 
 
 class _Show:
@@ -90,7 +118,13 @@ class _Show:
         self.session_id = session_id
         self.started_at = started_at
         self.edge = edge  # pulled from an origin: no events, no recording
-        self.publisher: Optional[Publisher] = None
+        self.publisher: Optional[Publisher] = None  # None while reconnecting
+        # The show's tracks and recording outlive any one publisher (resume).
+        self.tracks: dict[str, TrackFanout] = {}
+        self.recorder: Optional[Recorder] = None
+        self.lost_at: Optional[float] = None  # reconnecting since (monotonic)
+        self.lost_reason: EndReason = "ice_failed"
+        self.resuming = False  # a publish is negotiating a resume
         self.viewers: dict[str, Viewer] = {}
         self.ending = False
         self.announced = False  # live: ShowStarted was emitted (origin) / pulled (edge)
@@ -98,6 +132,10 @@ class _Show:
         self.failure: Optional[BaseException] = None  # why pull() failed, for its waiters
         self.idle_since: Optional[float] = time.monotonic() if edge else None
         self.answer_sdp = ""
+
+    @property
+    def reconnecting(self) -> bool:
+        return self.lost_at is not None
 
 
 class LiveHub:
@@ -115,11 +153,13 @@ class LiveHub:
         udp_ports: Optional[tuple[int, int]] = None,
         session_prefix: str = "",
         edge_linger: float = DEFAULT_EDGE_LINGER,
+        publisher_grace: float = DEFAULT_PUBLISHER_GRACE,
     ) -> None:
         # ``session_prefix`` starts every session id (e.g. "n1."), so a balancer can
         # route a DELETE on a WHIP/WHEP resource to the node that holds the session.
         self._session_prefix = session_prefix
         self._edge_linger = edge_linger
+        self._publisher_grace = publisher_grace
         self._ice_servers = list(ice_servers)
         # Host candidates announce ``public_ip`` and bind in ``udp_ports`` (both ends
         # included); raises ValueError at start-up for a malformed address or range.
@@ -131,7 +171,11 @@ class LiveHub:
         self._keyframe_interval = keyframe_interval
         self._replay_window = replay_window
         self._tick_interval = min(
-            1.0, media_timeout / 4, viewer_timeout / 4, max(edge_linger, 0.4) / 4
+            1.0,
+            media_timeout / 4,
+            viewer_timeout / 4,
+            max(edge_linger, 0.4) / 4,
+            max(publisher_grace, 0.4) / 4,
         )
         self._shows: dict[int, _Show] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
@@ -142,12 +186,17 @@ class LiveHub:
         self._shows_started = 0
         self._shows_ended = 0
         self._edge_pulls = 0
+        self._publishers_lost = 0
+        self._shows_resumed = 0
+        self._recordings_failed = 0
 
     # --- public interface -----------------------------------------------------------
 
     async def publish(self, show_id: int, offer_sdp: str) -> Session:
-        """Start publishing a show (WHIP). Raises BadOffer, PublisherExists or
-        RelayUnavailable (after ``close()``, or no free port in ``udp_ports``)."""
+        """Start publishing a show (WHIP), or resume one that is reconnecting. Raises
+        BadOffer (resuming: also an offer without the show's codec), PublisherExists
+        (the show has a publisher) or RelayUnavailable (after ``close()``, or no free
+        port in ``udp_ports``)."""
         if self._closed:
             raise RelayUnavailable("the relay is shutting down")
         offer = parse_offer(offer_sdp, role="publisher")
@@ -156,6 +205,9 @@ class LiveHub:
             # The show is published here now, so whatever origin the edge pulled from
             # is gone or about to be: its viewers must come back to this publisher.
             await self._end_show(existing, "superseded")
+            existing = self._shows.get(show_id)
+        if existing is not None and existing.reconnecting and not existing.ending:
+            return await self._resume(existing, offer)
         if show_id in self._shows:
             raise PublisherExists(f"show {show_id} already has a publisher")
         started_at = datetime.now(timezone.utc)
@@ -169,6 +221,7 @@ class LiveHub:
         except BaseException:
             await self._abandon(show)
             raise
+        self._adopt_media(show, publisher)
         self._ensure_ticker()
         self._shows_started += 1
         recorder = publisher.recorder
@@ -180,19 +233,20 @@ class LiveHub:
         return Session(show.session_id, show_id, answer, "publisher")
 
     async def play(self, show_id: int, offer_sdp: str) -> Session:
-        """Join a live show as a viewer (WHEP). Raises ShowNotLive, BadOffer or
+        """Join a live show as a viewer (WHEP); a reconnecting show too (the picture
+        comes when the publisher is back). Raises ShowNotLive, BadOffer or
         RelayUnavailable (no free port in ``udp_ports``)."""
         show = self._shows.get(show_id)
-        if show is None or show.ending or show.publisher is None or not show.ready.is_set():
+        if show is None or show.ending or not show.tracks or not show.ready.is_set():
             raise ShowNotLive(f"show {show_id} is not live")
         offer = parse_offer(offer_sdp, role="viewer")
         tracks = {}
         for media in offer.media:
-            track = show.publisher.tracks.get(media.kind)
+            track = show.tracks.get(media.kind)
             if track is not None and media.kind not in tracks and accepts(media, track.capability):
                 tracks[media.kind] = track
         if not tracks:
-            sent = ", ".join(t.capability.mimeType for t in show.publisher.tracks.values())
+            sent = ", ".join(t.capability.mimeType for t in show.tracks.values())
             raise BadOffer(f"the offer cannot receive this show ({sent})")
         viewer = Viewer(
             self._new_session_id(),
@@ -246,6 +300,7 @@ class LiveHub:
         if show.ending:  # close() began meanwhile
             show.ready.set()
             raise ShowNotLive(f"show {show_id} ended")
+        self._adopt_media(show, publisher)
         self._ensure_ticker()
         self._edge_pulls += 1
         show.idle_since = time.monotonic()  # the linger starts once media can flow
@@ -255,7 +310,8 @@ class LiveHub:
         return Session(show.session_id, show_id, show.answer_sdp, "edge")
 
     async def stop(self, show_id: int, session_id: str) -> None:
-        """Stop a publisher (ends the show) or a viewer. Raises UnknownSession."""
+        """Stop a publisher (ends the show, also while it is reconnecting: the lost
+        publisher's session still names it) or a viewer. Raises UnknownSession."""
         show = self._shows.get(show_id)
         if show is None:
             raise UnknownSession(f"no session {session_id} on show {show_id}")
@@ -267,10 +323,24 @@ class LiveHub:
             raise UnknownSession(f"no session {session_id} on show {show_id}")
         await viewer.close()
 
+    async def end(self, show_id: int) -> bool:
+        """End a show published here, whatever its state (the host's End button when
+        the page no longer holds the WHIP session). False if the hub has no such show."""
+        show = self._shows.get(show_id)
+        if show is None or show.edge or not show.announced:
+            return False
+        await self._end_show(show, "deleted")
+        return True
+
     def is_live(self, show_id: int) -> bool:
-        """The show is published on this hub (it is the show's origin)."""
+        """The show is published on this hub (it is the show's origin), or reconnecting
+        here: this hub holds its viewers and its recording until the grace runs out."""
         show = self._shows.get(show_id)
         return show is not None and not show.edge and show.announced and not show.ending
+
+    def is_reconnecting(self, show_id: int) -> bool:
+        show = self._shows.get(show_id)
+        return show is not None and show.reconnecting and not show.ending
 
     def is_pulled(self, show_id: int) -> bool:
         """This hub is an edge for the show: ``play`` serves it from the origin's stream."""
@@ -281,12 +351,12 @@ class LiveHub:
         """For metrics: gauges, counters (``*_total``) and a ``shows`` breakdown."""
         totals = dict(self._totals)
         shows: dict[int, Any] = {}
-        viewers = waiting = edges = 0
+        viewers = waiting = edges = reconnecting = 0
         for show in self._shows.values():
-            if show.publisher is None or not show.announced:
+            if not show.tracks or not show.announced:
                 continue
             tracks = {}
-            for kind, track in show.publisher.tracks.items():
+            for kind, track in show.tracks.items():
                 counters = track.counters()
                 _add(totals, counters)
                 tracks[kind] = dict(
@@ -298,23 +368,26 @@ class LiveHub:
                 waiting += track.waiting
                 if track.keyframes is not None:
                     _add(totals, _keyframe_counters(track))
-            if show.publisher.recorder is not None:
-                totals["recording_drops"] = (
-                    totals.get("recording_drops", 0) + show.publisher.recorder.dropped
-                )
+            if show.recorder is not None:
+                totals["recording_drops"] = totals.get("recording_drops", 0) + show.recorder.dropped
             viewers += len(show.viewers)
             edges += show.edge
+            reconnecting += show.reconnecting
             shows[show.id] = {
                 "edge": show.edge,
+                "reconnecting": show.reconnecting,
                 "viewers": len(show.viewers),
                 "tracks": tracks,
-                "frames_in_unnegotiated_codec": show.publisher.codec_switches,
+                "frames_in_unnegotiated_codec": (
+                    show.publisher.codec_switches if show.publisher is not None else 0
+                ),
             }
         return {
             # gauges (live_shows and publishers: shows published here; edge_shows: pulled)
             "live_shows": len(shows) - edges,
             "publishers": len(shows) - edges,
             "edge_shows": edges,
+            "reconnecting_shows": reconnecting,
             "viewers": viewers,
             "viewers_waiting_for_keyframe": waiting,
             # counters since the hub started (``_total``: Prometheus counters)
@@ -322,6 +395,9 @@ class LiveHub:
             "shows_ended_total": self._shows_ended,
             "viewers_reaped_total": self._viewers_reaped,
             "edge_pulls_total": self._edge_pulls,
+            "publishers_lost_total": self._publishers_lost,
+            "shows_resumed_total": self._shows_resumed,
+            "recordings_failed_total": self._recordings_failed,
             "frames_received_total": totals.get("frames", 0) + totals.get("frames_skipped", 0),
             "frames_skipped_total": totals.get("frames_skipped", 0),
             "packets_forwarded_total": totals.get("packets_forwarded", 0),
@@ -352,20 +428,88 @@ class LiveHub:
 
     # --- lifecycle ------------------------------------------------------------------
 
-    def _ingest(self, show: _Show, recording_path: Optional[Path], *, lost: EndReason) -> Publisher:
-        """The show's source: a WHIP publisher here, or an edge's pull from the origin;
-        its connection dying ends the show with `lost`."""
-        show.publisher = Publisher(
+    def _ingest(
+        self,
+        show: _Show,
+        recording_path: Optional[Path],
+        *,
+        lost: EndReason,
+        resume: bool = False,
+    ) -> Publisher:
+        """The show's source: a WHIP publisher here, or an edge's pull from the origin.
+        Its connection failing or closing is `lost` (an edge show ends; a published one
+        waits for its publisher). Resuming, it feeds the show's existing tracks."""
+        publisher = Publisher(
             show.id,
             ice_servers=self._ice_servers,
             ice_sockets=self._ice_sockets,
             recording_path=recording_path,
-            on_connection_lost=lambda: self._end_soon(show, lost),
+            on_connection_lost=lambda: self._publisher_lost(show, publisher, lost),
             spawn=self._spawn,
             keyframe_interval=self._keyframe_interval,
             replay_window=self._replay_window,
+            resume=(show.tracks, show.recorder) if resume else None,
         )
-        return show.publisher
+        if not resume:
+            show.publisher = publisher
+        return publisher
+
+    def _adopt_media(self, show: _Show, publisher: Publisher) -> None:
+        """The first publisher's tracks and recording become the show's."""
+        show.tracks = dict(publisher.tracks)
+        show.recorder = publisher.recorder
+
+    async def _resume(self, show: _Show, offer: Offer) -> Session:
+        """A publisher for a reconnecting show: the same tracks, viewers and recording."""
+        if show.resuming:
+            raise PublisherExists(f"show {show.id} is being resumed by another publisher")
+        show.resuming = True  # before the first await: one resume at a time
+        publisher = self._ingest(show, None, lost="ice_failed", resume=True)
+        try:
+            answer = await publisher.negotiate(offer)
+        except BaseException:
+            await _quietly(publisher.close())  # the show keeps waiting for its publisher
+            raise
+        finally:
+            show.resuming = False
+        if show.ending:  # the grace ran out, or close(), while negotiating
+            await _quietly(publisher.close())
+            raise ShowNotLive(f"show {show.id} ended")
+        away = time.monotonic() - (show.lost_at or time.monotonic())
+        show.publisher = publisher
+        show.session_id = self._new_session_id()
+        show.lost_at = None
+        now = time.monotonic()
+        for viewer in show.viewers.values():
+            viewer.last_heard = max(viewer.last_heard, now)  # silence while away is no fault
+        self._shows_resumed += 1
+        logger.info("show %s: resumed by a new publisher after %.1f s", show.id, away)
+        await self._emit(ShowResumed(show.id, datetime.now(timezone.utc), away))
+        return Session(show.session_id, show.id, answer, "publisher")
+
+    def _publisher_lost(self, show: _Show, publisher: Publisher, reason: EndReason) -> None:
+        """The publisher's connection failed or closed, or it sent no media. An edge
+        show ends (its origin decides what the show does); a show published here waits
+        ``publisher_grace`` seconds for its host to come back."""
+        if show.ending or show.publisher is not publisher:
+            return  # already handled, or a lost resume attempt that never took over
+        if show.edge or not show.announced:
+            self._end_soon(show, reason)
+            return
+        show.publisher = None
+        show.lost_at = time.monotonic()
+        show.lost_reason = reason
+        self._publishers_lost += 1
+        self._spawn(publisher.close())
+        logger.info(
+            "show %s: publisher lost (%s); waiting %.0f s for it", show.id, reason, self._publisher_grace
+        )
+        at = datetime.now(timezone.utc)
+        self._spawn(
+            self._emit(
+                ShowReconnecting(show.id, at, at + timedelta(seconds=self._publisher_grace), reason)
+            )
+        )
 
     async def _abandon(self, show: _Show, failure: Optional[BaseException] = None) -> None:
         """A show whose publish or pull failed: its id is free again, and whoever
@@ -375,8 +519,13 @@ class LiveHub:
         show.ending = True
         show.failure = failure
         show.ready.set()
-        if show.publisher is not None:
-            await _quietly(show.publisher.close())
+        publisher = show.publisher
+        if publisher is not None:
+            await _quietly(publisher.close())
+            for track in publisher.tracks.values():
+                track.close()
+            if publisher.recorder is not None:
+                await _quietly(publisher.recorder.close())
 
     async def _end_show(self, show: _Show, reason: EndReason) -> None:
         if show.ending:
@@ -387,16 +536,22 @@ class LiveHub:
         await show.ready.wait()  # ShowStarted (if any) goes out before ShowEnded
         viewers = list(show.viewers.values())
         show.viewers.clear()
-        publisher = show.publisher
-        assert publisher is not None
         if show.announced:
-            self._absorb_counters(publisher)
+            self._absorb_counters(show)
         await asyncio.gather(*(_quietly(v.close()) for v in viewers))
-        try:
-            recording = await publisher.close()
-        except Exception:
-            logger.exception("show %s: closing the publisher failed", show.id)
-            recording = None
+        if show.publisher is not None:
+            await _quietly(show.publisher.close())
+        for track in show.tracks.values():
+            track.close()
+        recording = None
+        if show.recorder is not None:
+            try:
+                recording = await show.recorder.close()
+            except Exception:
+                logger.exception("show %s: finishing the recording failed", show.id)
+            if recording is None and show.announced:
+                self._recordings_failed += 1
+                logger.warning("show %s: the recording failed (%s)", show.id, show.recorder.error)
         if show.announced and not show.edge:
             self._shows_ended += 1
             await self._emit(
@@ -422,19 +577,30 @@ class LiveHub:
     def _tick(self) -> None:
         now = time.monotonic()
         for show in list(self._shows.values()):
+            if show.ending or not show.announced or not show.tracks:
+                continue
             publisher = show.publisher
-            if show.ending or not show.announced or publisher is None:
-                continue
-            if now - publisher.last_media > self._media_timeout:
-                self._end_soon(show, "no_media")
-                continue
-            use_publisher_clock = publisher.uses_publisher_clock
-            for track in publisher.tracks.values():
+            if show.lost_at is not None:
+                if now - show.lost_at > self._publisher_grace:
+                    self._end_soon(show, show.lost_reason)
+                    continue
+            elif publisher is not None and now - publisher.last_media > self._media_timeout:
+                if not show.edge:
+                    self._publisher_lost(show, publisher, "no_media")
+                elif now - publisher.last_media > self._media_timeout + self._publisher_grace:
+                    # An origin whose publisher is away sends nothing for up to its
+                    # grace; the edge holds its viewers as long as the origin would.
+                    self._end_soon(show, "no_media")
+                    continue
+            use_publisher_clock = all(t.clock.has_publisher_report for t in show.tracks.values())
+            for track in show.tracks.values():
                 track.send_sender_reports(now, use_publisher_clock=use_publisher_clock)
-                if track.waiting and track.keyframes is not None:
+                if (track.waiting or track.needs_keyframe) and track.keyframes is not None:
                     track.keyframes.request()  # repeats a PLI the publisher did not answer
             for viewer in list(show.viewers.values()):
-                if now - viewer.last_heard > self._viewer_timeout:
+                # Viewers may fall silent while there is no media to report on; a dead
+                # one's ICE consent still fails and reaps it.
+                if show.lost_at is None and now - viewer.last_heard > self._viewer_timeout:
                     self._viewer_gone(show, viewer, "no RTCP")
                 else:
                     viewer.follow_ice()
@@ -496,13 +662,13 @@ class LiveHub:
             counter += 1
         return path
 
-    def _absorb_counters(self, publisher: Publisher) -> None:
-        for track in publisher.tracks.values():
+    def _absorb_counters(self, show: _Show) -> None:
+        for track in show.tracks.values():
             _add(self._totals, track.counters())
             if track.keyframes is not None:
                 _add(self._totals, _keyframe_counters(track))
-        if publisher.recorder is not None:
-            _add(self._totals, {"recording_drops": publisher.recorder.dropped})
+        if show.recorder is not None:
+            _add(self._totals, {"recording_drops": show.recorder.dropped})
 
 
 def _keyframe_counters(track: Any) -> dict[str, int]:

@@ -5,6 +5,10 @@ buffer, NACK, RTX, receiver reports); at the point where it would hand each
 reassembled frame to its decoder thread, the tap hands it to the show's
 ``TrackFanout`` instead. Nothing is decoded.
 
+A publisher can *resume* a show whose previous publisher was lost: it is handed the
+show's ``TrackFanout``s and recorder and feeds them instead of making its own, so the
+viewers and the recording carry on (see ``TrackFanout.resume``).
+
 The "publisher" is either a WHIP client whose offer ``negotiate`` answers, or, on an
 edge, the show's origin: ``pull`` makes the offer (recvonly audio and video), the
 origin answers as it would any WHEP viewer, and from the first frame on the two are
@@ -73,10 +77,14 @@ class Publisher:
         spawn: Callable[[Coroutine[Any, Any, Any]], Any],
         keyframe_interval: float = DEFAULT_MIN_INTERVAL,
         replay_window: float = DEFAULT_REPLAY_WINDOW,
+        resume: Optional[tuple[dict[str, TrackFanout], Optional[Recorder]]] = None,
     ) -> None:
         self.show_id = show_id
+        # the tracks this connection feeds (on resume: those of the show's it sends)
         self.tracks: dict[str, TrackFanout] = {}
-        self.recorder: Optional[Recorder] = None
+        self.recorder: Optional[Recorder] = resume[1] if resume else None
+        # resuming: the show's tracks by kind, which this publisher must feed as they are
+        self._inherited: Optional[dict[str, TrackFanout]] = dict(resume[0]) if resume else None
         self.last_media = time.monotonic()
         self.codec_switches = 0
         self._recording_path = recording_path
@@ -86,6 +94,7 @@ class Publisher:
         self._replay_window = replay_window
         self._offer: Optional[Offer] = None
         self._closed = False
+        self._keyframe_sources: dict[str, Callable[[], None]] = {}
         self._ice_sockets = ice_sockets
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.pc.on("track", self._on_track)
@@ -97,8 +106,12 @@ class Publisher:
         for media in offer.media:
             if media.kind in (t.kind for t in self.pc.getTransceivers()):
                 continue  # one track per kind is relayed
-            # Answer with one codec (plus RTX for video): the first the publisher prefers.
-            capability = local_capability(media.kind, media.codecs[0])
+            # Answer with one codec (plus RTX for video): the first the publisher prefers,
+            # or, resuming, the show's: its viewers negotiated that one.
+            codec = self._codec_for(media.kind, media.codecs)
+            if codec is None:
+                continue  # resuming: a kind the show does not have, no viewer expects it
+            capability = local_capability(media.kind, codec)
             assert capability is not None  # parse_offer kept relayable codecs only
             preferences = [capability]
             rtx = rtx_capability(media.kind) if media.kind == "video" else None
@@ -111,6 +124,21 @@ class Publisher:
             raise BadOffer("the offer has no audio or video the relay can receive")
         self._start_recording()
         return self.pc.localDescription.sdp
+
+    def _codec_for(
+        self, kind: str, offered: tuple[RTCRtpCodecParameters, ...]
+    ) -> Optional[RTCRtpCodecParameters]:
+        if self._inherited is None:
+            return offered[0]
+        track = self._inherited.get(kind)
+        if track is None:
+            return None
+        codec = next((c for c in offered if c.name.lower() == track.codec_name), None)
+        if codec is None:
+            raise BadOffer(
+                f"resume the show with {track.capability.mimeType}: its viewers receive that"
+            )
+        return codec
 
     async def pull(self, send_offer: SendOffer) -> str:
         """Edge: receive the show from its origin over WHEP; return the origin's answer.
@@ -139,7 +167,7 @@ class Publisher:
         return answer
 
     def _start_recording(self) -> None:
-        if self._recording_path is not None:
+        if self._recording_path is not None and self.recorder is None:
             video = self.tracks.get("video")
             audio = self.tracks.get("audio")
             self.recorder = Recorder(
@@ -150,20 +178,15 @@ class Publisher:
             for track in self.tracks.values():
                 track.recorder = self.recorder
 
-    @property
-    def uses_publisher_clock(self) -> bool:
-        """Viewers get the publisher's own RTP/NTP mapping once every track has one."""
-        return all(t.clock.has_publisher_report for t in self.tracks.values())
-
-    async def close(self) -> Optional[Path]:
-        """Close the connection and finish the recording; the recording's path."""
-        self._closed = True
-        for track in self.tracks.values():
-            track.close()
+    async def close(self) -> None:
+        """Close the connection. The tracks and the recording outlive it (a resumed
+        publisher carries them on): whoever owns the show closes those."""
+        if not self._closed:
+            self._closed = True  # no frame from this connection reaches a track now
+            for track in self.tracks.values():
+                if track.source is self._keyframe_sources.get(track.kind):
+                    track.source = None
         await self.pc.close()
-        if self.recorder is not None:
-            return await self.recorder.close()
-        return None
 
     # --- aiortc events --------------------------------------------------------------
 
@@ -176,7 +199,8 @@ class Publisher:
         receiver = transceiver.receiver
         kind = track.kind
         codecs = aiortc_hooks.negotiated_codecs(transceiver)
-        if kind in self.tracks or not codecs:
+        inherited = self._inherited.get(kind) if self._inherited is not None else None
+        if kind in self.tracks or not codecs or (self._inherited is not None and inherited is None):
             aiortc_hooks.tap_encoded_frames(receiver, lambda item: None)  # never decode
             return
         codec = codecs[0]
@@ -187,15 +211,12 @@ class Publisher:
         media = self._offer.first(kind) if self._offer else None
         media_ssrc = media.ssrc if media else None
 
-        keyframes = None
+        source: Optional[Callable[[], None]] = None
         if kind == "video":
             send_pli = aiortc_hooks.intercept_picture_loss(
                 receiver, lambda ssrc: self._publisher_lost_packets(kind)
             )
-            keyframes = KeyframeRequester(
-                lambda: self._spawn(self._request_keyframe(transceiver, send_pli, media_ssrc)),
-                min_interval=self._keyframe_interval,
-            )
+            source = lambda: self._spawn(self._request_keyframe(transceiver, send_pli, media_ssrc))  # noqa: E731
             aiortc_hooks.replace_jitter_buffer(
                 receiver,
                 aiortc_hooks.MarkerJitterBuffer(capacity=VIDEO_JITTER_PACKETS, is_video=True),
@@ -203,14 +224,26 @@ class Publisher:
         else:
             aiortc_hooks.replace_jitter_buffer(receiver, aiortc_hooks.AudioPassThrough())
 
-        fanout = TrackFanout(
-            kind=kind,
-            capability=capability,
-            payload_type=codec.payloadType,
-            ssrc=random.getrandbits(32),
-            keyframes=keyframes,
-            replay_window=self._replay_window,
-        )
+        if inherited is not None:
+            fanout = inherited
+            fanout.resume()
+        else:
+            fanout = TrackFanout(
+                kind=kind,
+                capability=capability,
+                payload_type=codec.payloadType,
+                ssrc=random.getrandbits(32),
+                replay_window=self._replay_window,
+            )
+            if kind == "video":
+                fanout.keyframes = KeyframeRequester(
+                    fanout.ask_source, min_interval=self._keyframe_interval
+                )
+        if source is not None:
+            self._keyframe_sources[kind] = source
+            fanout.source = source
+            if inherited is not None and fanout.keyframes is not None:
+                fanout.keyframes.request()  # a picture for the viewers who were waiting
         self.tracks[kind] = fanout
         aiortc_hooks.keep_publisher_timestamps(receiver)
         aiortc_hooks.observe_sender_reports(
@@ -228,8 +261,8 @@ class Publisher:
         def sink(item: Optional[tuple[RTCRtpCodecParameters, JitterFrame]]) -> None:
             # Runs inside aiortc's RTP handling: an exception here would kill the
             # publisher's transport, so none may escape.
-            if item is None:
-                return  # the track ended; the connection state or media timeout ends the show
+            if item is None or self._closed:
+                return  # the track ended or was handed on; the hub notices the loss
             codec, frame = item
             now = monotonic()
             self.last_media = now
@@ -248,7 +281,7 @@ class Publisher:
     ) -> None:
         if media_ssrc is None or packet.ssrc == media_ssrc:
             info = packet.sender_info
-            fanout.clock.publisher_report(info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+            fanout.publisher_report(info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
 
     def _publisher_lost_packets(self, kind: str) -> None:
         track = self.tracks.get(kind)

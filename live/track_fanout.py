@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Optional
 
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
@@ -42,6 +43,9 @@ class TrackFanout:
         self.codec_name = capability.name.lower()
         self.ssrc = ssrc
         self.keyframes = keyframes
+        # Asks the current publisher for a keyframe; None while the show has none (it
+        # is reconnecting). Set by the ingest that feeds this track, replaced on resume.
+        self.source: Optional[Callable[[], None]] = None
         self.recorder = recorder
         self.replay_window = replay_window
         self.packetizer = Packetizer(self.codec_name, payload_type, ssrc, video=kind == "video")
@@ -57,6 +61,12 @@ class TrackFanout:
         self._needs_keyframe = kind == "video"
         self._last_keyframe_sequence: Optional[int] = None
         self._last_keyframe_at = -math.inf
+        # Resuming after the publisher came back: the new publisher's RTP timestamps
+        # start anywhere, so they are shifted to continue ours (viewers see one stream).
+        self._timestamp_offset = 0
+        self._rebase = False
+        self._last_timestamp: Optional[int] = None  # last frame forwarded, as sent
+        self._last_frame_at = 0.0
         # counters
         self.frames = 0
         self.keyframes_seen = 0
@@ -105,6 +115,25 @@ class TrackFanout:
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def needs_keyframe(self) -> bool:
+        """Video is held until a keyframe (start, publisher-side loss, resume)."""
+        return self._needs_keyframe
+
+    def ask_source(self) -> None:
+        """The KeyframeRequester's PLI: to whichever publisher feeds the track now."""
+        if self.source is not None:
+            self.source()
+
+    def resume(self) -> None:
+        """A new publisher feeds this track from now on (the old one was lost). Viewers
+        keep their SSRC and sequence numbers (the packetizer runs on); the next frame's
+        timestamp is rebased to continue ours; video waits for the new keyframe."""
+        self._rebase = True
+        if self.kind == "video":
+            self._needs_keyframe = True
+            self._last_keyframe_sequence = None  # never replay the old publisher's picture
+
     def viewer_lost_picture(self) -> None:
         if self.keyframes is not None:
             self.keyframes.request()
@@ -144,6 +173,10 @@ class TrackFanout:
 
     def on_frame(self, frame: bytes, timestamp: int, now: float) -> None:
         """A reassembled frame from the publisher (called on the event loop)."""
+        if self._rebase:
+            self._rebase_timestamps(timestamp, now)
+        if self._timestamp_offset:
+            timestamp = (timestamp + self._timestamp_offset) & 0xFFFFFFFF
         keyframe = self._is_keyframe(frame)
         if self._needs_keyframe:
             if not keyframe:
@@ -163,6 +196,8 @@ class TrackFanout:
         self.packets += len(packets)
         self.octets += len(frame)
         self.clock.frame_sent(timestamp, now)
+        self._last_timestamp = timestamp
+        self._last_frame_at = now
 
         if keyframe and self.kind == "video":
             self.keyframes_seen += 1
@@ -179,6 +214,24 @@ class TrackFanout:
         self.forward(packets)
         if self.recorder is not None:
             self.recorder.write(self.kind, frame, timestamp, keyframe, now)
+
+    def _rebase_timestamps(self, timestamp: int, now: float) -> None:
+        """The first frame of a resumed publisher: continue our timeline from the last
+        frame forwarded, advanced by the wall-clock time the show was without one, so
+        the viewers' jitter buffers and the recording see the gap as time that passed."""
+        self._rebase = False
+        if self._last_timestamp is None:
+            self._timestamp_offset = 0  # nothing was forwarded yet: nothing to continue
+            return
+        elapsed = round((now - self._last_frame_at) * self.clock.clock_rate)
+        self._timestamp_offset = (self._last_timestamp + max(elapsed, 1) - timestamp) & 0xFFFFFFFF
+
+    def publisher_report(self, ntp_timestamp: int, rtp_timestamp: int, now: float) -> None:
+        """The publisher's Sender Report, in our (possibly rebased) RTP time."""
+        if self._rebase:
+            return  # a resumed publisher's clock is not mapped onto ours yet
+        rtp = (rtp_timestamp + self._timestamp_offset) & 0xFFFFFFFF
+        self.clock.publisher_report(ntp_timestamp, rtp, now)
 
     def forward(self, packets: list[bytes]) -> None:
         """The hot loop: per viewer, protect and send each packet."""

@@ -21,6 +21,7 @@ from orders.catalog import committee_by_code
 from orders.errors import Conflict, Invalid, NotFound
 from orders.models import (
     MAX_ID,
+    ON_AIR,
     Exhibition,
     ExhibitionProduct,
     PackageItem,
@@ -29,7 +30,6 @@ from orders.models import (
     Segment,
     SegmentProduct,
     Show,
-    ShowStatus,
     Supplier,
 )
 
@@ -194,7 +194,7 @@ async def live_shows_offering(session: AsyncSession, product_id: int) -> list[in
     )
     rows = await session.scalars(
         select(Show.id)
-        .where(Show.status == ShowStatus.live)
+        .where(Show.status.in_(ON_AIR))
         .where((Show.pinned_product_id == product_id) | Show.id.in_(lined_up))
         .order_by(Show.id)
     )

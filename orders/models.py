@@ -86,7 +86,12 @@ class ProductKind(str, enum.Enum):
 class ShowStatus(str, enum.Enum):
     scheduled = "scheduled"
     live = "live"
+    reconnecting = "reconnecting"  # the publisher was lost; it may resume within the grace
     ended = "ended"
+
+
+# Started and not ended: a reconnecting show is still on air (viewers stay, buying goes on).
+ON_AIR = (ShowStatus.live, ShowStatus.reconnecting)
 
 
 class OrderStatus(str, enum.Enum):

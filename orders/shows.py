@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders.catalog import committee_by_code, committee_public
 from orders.errors import Forbidden, Invalid, NotFound
-from orders.models import Exhibition, Product, Role, Segment, SegmentProduct, Show, ShowStatus, User
+from orders.models import ON_AIR, Exhibition, Product, Role, Segment, SegmentProduct, Show, ShowStatus, User
 
 MAX_SEGMENTS = 50
 MAX_PRODUCTS_PER_SEGMENT = 100
@@ -128,14 +128,34 @@ async def mark_live(session: AsyncSession, show_id: int, started_at: datetime, r
 
 
 async def live_show_ids(session: AsyncSession) -> list[int]:
-    return list(await session.scalars(select(Show.id).where(Show.status == ShowStatus.live)))
+    """Shows on air: live, or waiting for their publisher to reconnect."""
+    return list(await session.scalars(select(Show.id).where(Show.status.in_(ON_AIR))))
 
 
-async def mark_ended(session: AsyncSession, show_id: int, ended_at: datetime) -> Show:
+async def mark_reconnecting(session: AsyncSession, show_id: int) -> Show:
+    show = await get_show(session, show_id)
+    if show.status is ShowStatus.live:
+        show.status = ShowStatus.reconnecting
+    return show
+
+
+async def mark_resumed(session: AsyncSession, show_id: int) -> Show:
+    show = await get_show(session, show_id)
+    if show.status is ShowStatus.reconnecting:
+        show.status = ShowStatus.live
+    return show
+
+
+async def mark_ended(
+    session: AsyncSession, show_id: int, ended_at: datetime, recording_path: str | None = None
+) -> Show:
+    """The show is over. ``recording_path`` is what the relay finished: None when
+    nothing could be recorded, so no replay is advertised for a file that is not there."""
     show = await get_show(session, show_id)
     show.status = ShowStatus.ended
     show.ended_at = ended_at
     show.pinned_product_id = None
+    show.recording_path = recording_path
     return show
 
 

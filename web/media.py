@@ -2,7 +2,8 @@
 
 The hub knows nothing of HTTP, users or the database: this module authorises the
 host, checks the show exists, records status changes in the database and tells the
-show room (`show_status`) when the hub reports a show starting or ending.
+show room (`show_status`) when the hub reports a show starting, reconnecting (its
+publisher was lost), resuming or ending.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from aiortc import RTCIceServer
 
 from live.errors import (BadOffer, LiveError, OriginUnavailable, PublisherExists, RelayUnavailable, ShowNotLive,
                          UnknownSession)
-from live.hub import LiveHub, ShowEnded, ShowStarted
+from live.hub import LiveHub, ShowEnded, ShowReconnecting, ShowResumed, ShowStarted
 from live.ice_sockets import parse_port_range
 from live.sdp import MAX_OFFER_BYTES
 from orders import shows
@@ -134,6 +135,24 @@ async def whip_stop(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
+async def end_show(request: web.Request) -> web.Response:
+    """The studio's End when the page holds no WHIP session (after a reload, or while
+    the show is reconnecting): the host or an admin ends the show wherever it is held."""
+    show_id = int_param(request, "show_id")
+    user = await require_user(request)
+    async with request.app[DB].session() as session:
+        show = await shows.get_show(session, show_id)
+        shows.require_host(user, show)
+    if show.status not in shows.ON_AIR:
+        return json_error(409, "show_not_live", "the show is not on air")
+    if origin := await _origin_elsewhere(request, show_id):
+        return await request.app[ORIGINS].forward(request, origin, None)
+    if not await request.app[HUB].end(show_id):
+        return json_error(409, "show_not_live", "no relay holds this show")
+    log.info("show %s: ended by %s", show_id, user.id)
+    return json_response({"status": "ended"})
+
+
 async def whep_play(request: web.Request) -> web.Response:
     show_id = int_param(request, "show_id")
     async with request.app[DB].session() as session:
@@ -212,9 +231,11 @@ async def end_orphaned_shows(app: web.Application) -> list[int]:
             continue
         async with app[DB].transaction() as session:
             show = await shows.get_show(session, show_id)
-            if show.status is not ShowStatus.live:
+            if show.status not in shows.ON_AIR:
                 continue  # ended meanwhile
-            await shows.mark_ended(session, show_id, datetime.now(timezone.utc))
+            # What the dead node recorded up to its death is kept and still served.
+            path = show.recording_path if show.recording_path and Path(show.recording_path).is_file() else None
+            await shows.mark_ended(session, show_id, datetime.now(timezone.utc), path)
         log.warning("show %s: its origin is gone, marked ended", show_id)
         await app[EVENTS].to_show(show_id, "show_status", {"status": "ended"})
         ended.append(show_id)
@@ -234,6 +255,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/whip/{show_id}", whip_publish)
     app.router.add_delete("/whip/{show_id}/{session_id}", whip_stop)
     app.router.add_patch("/whip/{show_id}/{session_id}", trickle_not_supported)
+    app.router.add_post("/api/shows/{show_id}/end", end_show)
     app.router.add_post("/whep/{show_id}", whep_play)
     app.router.add_delete("/whep/{show_id}/{session_id}", whep_stop)
     app.router.add_patch("/whep/{show_id}/{session_id}", trickle_not_supported)
@@ -245,7 +267,7 @@ def setup(app: web.Application) -> None:
 async def _hub(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
 
-    async def on_event(event: ShowStarted | ShowEnded) -> None:
+    async def on_event(event: ShowStarted | ShowEnded | ShowReconnecting | ShowResumed) -> None:
         # Runs on the hub's task: a failure here must not take the relay down.
         try:
             if isinstance(event, ShowStarted):
@@ -255,10 +277,22 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
                 async with app[DB].transaction() as session:
                     await shows.mark_live(session, event.show_id, event.started_at, event.recording_path)
                 status = "live"
+            elif isinstance(event, ShowReconnecting):
+                # The claim is kept: the show, its viewers and recording stay on this node.
+                async with app[DB].transaction() as session:
+                    await shows.mark_reconnecting(session, event.show_id)
+                log.info("show %s: reconnecting until %s (%s)", event.show_id, event.deadline.isoformat(), event.reason)
+                status = "reconnecting"
+            elif isinstance(event, ShowResumed):
+                async with app[DB].transaction() as session:
+                    await shows.mark_resumed(session, event.show_id)
+                status = "live"
             else:
                 async with app[DB].transaction() as session:
-                    await shows.mark_ended(session, event.show_id, event.ended_at)
+                    await shows.mark_ended(session, event.show_id, event.ended_at, event.recording_path)
                 await app[ORIGINS].release(event.show_id)
+                if event.recording_path is None:
+                    log.warning("show %s: ended without a recording", event.show_id)
                 status = "ended"
             await app[EVENTS].to_show(event.show_id, "show_status", {"status": status})
         except Exception:
@@ -273,6 +307,7 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         udp_ports=parse_port_range(settings.udp_ports) if settings.udp_ports else None,
         session_prefix=f"{settings.node_name}.",  # nginx routes DELETE/PATCH on it
         edge_linger=settings.edge_linger,
+        publisher_grace=settings.publisher_grace,
     )
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url, settings.secret)

@@ -73,6 +73,9 @@ class Settings:
     edge_pull: bool = False
     edge_linger: float = 10.0  # seconds a pulled show with no viewer here is kept
     shutdown_grace: float = 10.0
+    # Seconds a show whose publisher was lost (network drop, reload, crash) stays
+    # "reconnecting" for its host to publish again before it ends.
+    publisher_grace: float = 60.0
 
     @property
     def is_sqlite(self) -> bool:

@@ -136,6 +136,7 @@ class TestViewer:
         self.pc = RTCPeerConnection()
         self.kinds = kinds
         self.counters: list[int] = []
+        self.video_pts: list[int] = []  # each decoded frame's RTP timestamp (aiortc's pts)
         self.audio_frames = 0
         self.ended: set[str] = set()
         self.session: Optional[Session] = None
@@ -164,6 +165,7 @@ class TestViewer:
                 frame = await track.recv()
                 if track.kind == "video":
                     self.counters.append(read_counter(frame))
+                    self.video_pts.append(frame.pts)
                 else:
                     self.audio_frames += 1
                 self._waiters.check()
@@ -185,7 +187,7 @@ class TestViewer:
 
 
 class Events:
-    """ShowStarted/ShowEnded as the hub reports them, awaitable."""
+    """The hub's show events (started, reconnecting, resumed, ended), awaitable."""
 
     def __init__(self) -> None:
         self.all: list[ShowStarted | ShowEnded] = []
@@ -202,6 +204,14 @@ class Events:
     async def show_ended(self, timeout: float = 10.0) -> ShowEnded:
         await self._waiters.until(lambda: bool(self.ended), timeout)
         return self.ended[0]
+
+    async def next(self, kind: type, after: int = 0, timeout: float = 10.0) -> Any:
+        """The first event of type ``kind`` among ``all[after:]``, waiting for it."""
+        def found() -> bool:
+            return any(isinstance(e, kind) for e in self.all[after:])
+
+        await self._waiters.until(found, timeout)
+        return next(e for e in self.all[after:] if isinstance(e, kind))
 
 
 @pytest.fixture

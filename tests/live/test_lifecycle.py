@@ -14,7 +14,7 @@ from live.errors import (
     ShowNotLive,
     UnknownSession,
 )
-from live.hub import ShowEnded, ShowStarted
+from live.hub import ShowEnded, ShowReconnecting, ShowStarted
 from tests.live.conftest import eventually
 
 
@@ -83,7 +83,10 @@ async def test_show_ended_fires_exactly_once(hub, publisher, events):
     assert len(events.ended) == 1
 
 
-async def test_publisher_whose_connection_closes_ends_the_show(hub, publisher, viewer, events):
+async def test_publisher_whose_connection_closes_ends_the_show_when_the_grace_runs_out(
+    make_hub, publisher, viewer, events
+):
+    hub = make_hub(publisher_grace=0.5)
     source = publisher()
     await source.publish(hub, 1)
     watcher = viewer()
@@ -94,11 +97,14 @@ async def test_publisher_whose_connection_closes_ends_the_show(hub, publisher, v
 
     ended = await events.show_ended()
     assert ended.reason == "ice_failed"
+    assert [type(e) for e in events.all] == [ShowStarted, ShowReconnecting, ShowEnded]
     await watcher.until(lambda: watcher.pc.connectionState == "closed")
 
 
-async def test_publisher_that_sends_no_media_ends_the_show(make_hub, publisher, events):
-    hub = make_hub(media_timeout=1.0)
+async def test_publisher_that_sends_no_media_ends_the_show_when_the_grace_runs_out(
+    make_hub, publisher, events
+):
+    hub = make_hub(media_timeout=1.0, publisher_grace=0.5)
     source = publisher()
     await source.publish(hub, 1)
     await eventually(lambda: hub.stats()["frames_received_total"] > 0)
@@ -106,8 +112,9 @@ async def test_publisher_that_sends_no_media_ends_the_show(make_hub, publisher, 
     for sender in source.pc.getSenders():
         sender.replaceTrack(None)  # still connected, silent
 
+    lost = await events.next(ShowReconnecting, timeout=5.0)
     ended = await events.show_ended(timeout=5.0)
-    assert ended.reason == "no_media"
+    assert lost.reason == ended.reason == "no_media"
 
 
 async def test_a_new_publisher_can_go_live_after_the_show_ended(hub, publisher, events):
