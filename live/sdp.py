@@ -20,6 +20,9 @@ from live.errors import BadOffer, LiveError
 Role = Literal["publisher", "viewer"]
 
 MAX_OFFER_BYTES = 64 * 1024
+# A browser offers two or three m-lines (audio, video, maybe data); hundreds would each
+# cost aiortc a transceiver and a parse. Checked on the raw text, before the parser.
+MAX_MEDIA_SECTIONS = 16
 RELAYED_CODECS = {"video": ("vp8", "h264"), "audio": ("opus",)}
 _SENDING = {"publisher": ("sendonly", "sendrecv"), "viewer": ("recvonly", "sendrecv")}
 
@@ -50,6 +53,9 @@ def parse_offer(text: object, *, role: Role) -> Offer:
         raise BadOffer(f"the offer is larger than {MAX_OFFER_BYTES} bytes")
     if not text.lstrip().startswith("v=0"):
         raise BadOffer("the offer is not SDP (it must start with v=0)")
+    sections = text.count("\nm=")
+    if sections > MAX_MEDIA_SECTIONS:
+        raise BadOffer(f"the offer has {sections} m-lines; at most {MAX_MEDIA_SECTIONS} are accepted")
     try:
         description = sdp.SessionDescription.parse(text)
     except Exception as exc:  # aiortc's parser raises assert/Value/Key/StopIteration

@@ -229,6 +229,16 @@ def _offer_with(media: str) -> str:
             id="no-rtcp-mux",
         ),
         pytest.param(12345, id="not-a-string"),
+        pytest.param(
+            _offer_with(
+                "".join(
+                    f"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{i}\r\na=sendonly\r\n"
+                    "a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\n"
+                    for i in range(300)
+                )
+            ),
+            id="m-line-flood",
+        ),
     ],
 )
 async def test_bad_offers_raise_bad_offer(hub, offer):
@@ -260,3 +270,16 @@ async def test_publish_after_close_raises_relay_unavailable(hub, publisher):
 
     with pytest.raises(RelayUnavailable):
         await publisher().publish(hub, 1)
+
+
+async def test_an_offer_with_hundreds_of_m_lines_is_refused(hub, publisher):
+    valid = await publisher().offer()  # a real offer, then 200 small audio m-lines
+    flood = valid + "".join(f"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:x{i}\r\n" for i in range(200))
+
+    with pytest.raises(BadOffer, match="m-lines"):
+        await hub.publish(1, flood)
+    assert not hub.is_live(1)
+    await publisher().publish(hub, 2)
+    with pytest.raises(BadOffer, match="m-lines"):
+        await hub.play(2, flood)
+    assert hub.stats()["viewers"] == 0
