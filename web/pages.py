@@ -45,6 +45,7 @@ from orders.models import (
     Quote,
     Role,
     Show,
+    ON_AIR,
     ShowStatus,
     Supplier,
     User,
@@ -128,6 +129,9 @@ JS_MESSAGES: dict[str, str] = {
     "tap_for_sound": N_("Tap for sound"),
     "connecting": N_("Connecting…"),
     "video_failed": N_("The video could not start. Reload to try again."),
+    "video_reconnecting": N_("Reconnecting…"),
+    "video_stalled": N_("The video has stopped. Reconnecting…"),
+    "host_reconnecting": N_("The host is reconnecting…"),
     "viewers": N_("{n} watching"),
     "muted": N_("You are muted for {n} seconds."),
     "slow_mode": N_("Slow mode: wait {n} seconds."),
@@ -147,6 +151,10 @@ JS_MESSAGES: dict[str, str] = {
     "going_live": N_("Going live…"),
     "on_air": N_("On air"),
     "off_air": N_("Off air"),
+    "air_reconnecting": N_("Reconnecting"),
+    "resuming": N_("Reconnecting to the studio… attempt {n}"),
+    "resume_refused": N_("The studio could not reconnect: {message}"),
+    "end_failed": N_("The show could not be ended. Try again."),
     "publisher_exists": N_("This show is already being published from somewhere else."),
     "camera_failed": N_("No camera or microphone: allow access and reload."),
     "sold": N_("{quantity} × {name} sold"),
@@ -218,6 +226,7 @@ def make_environment(locale: str) -> jinja2.Environment:
     env.globals["js_messages"] = {key: translations.gettext(text) for key, text in JS_MESSAGES.items()}
     env.globals["reactions"] = REACTIONS
     env.globals["incoterms"] = INCOTERMS
+    env.globals["on_air_statuses"] = tuple(status.value for status in ON_AIR)
     env.filters["money"] = lambda minor, currency: format_currency(
         money_parts(minor, currency), currency, locale=locale
     )
@@ -327,7 +336,9 @@ async def schedule(request: web.Request) -> web.Response:
     async with request.app[DB].session() as session:
         rows = await shows.list_shows(session)
     groups = {
-        "live": [s for s in rows if s.status is ShowStatus.live],
+        # A show whose host is reconnecting is still on (the relay holds it for a
+        # grace period): it is listed with the live ones.
+        "live": [s for s in rows if s.status in ON_AIR],
         "upcoming": [s for s in rows if s.status is ShowStatus.scheduled],
         "past": sorted((s for s in rows if s.status is ShowStatus.ended),
                        key=lambda s: s.ended_at or s.scheduled_at, reverse=True),

@@ -91,6 +91,7 @@ async def test_host_goes_live_viewers_watch_shop_coview_and_see_the_end(site, ne
 
     # The host ends the show; every viewer sees it ended.
     await studio.click("#end-show")
+    await studio.click("#confirm-end")  # End asks first
     await studio.get_by_test_id("air-status").filter(has_text="Ended").wait_for()
     for page in (buyer, second, member):
         await page.get_by_test_id("status").filter(has_text="종료" if page is second else "Ended").wait_for()

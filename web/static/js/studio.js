@@ -1,14 +1,18 @@
 // The host's studio: camera and microphone preview with device choice, Go live / End
 // show over WHIP, segment switcher, one-click pin/unpin, moderated chat, questions
 // queue, sales ticker and viewer count.
-import { $, ackError, appendChat, chatItem, currentSegment, el, page, t } from './page.js';
+import { $, ackError, api, appendChat, chatItem, currentSegment, el, page, t } from './page.js';
 import { connectShow } from './realtime.js';
-import { publish } from './webrtc.js';
+import { Backoff, sleep } from './backoff.js';
+import { isTransient, leave, publish } from './webrtc.js';
 
 const preview = $('preview');
 const studio = {
   stream: null,
   publisher: null,
+  resuming: null, // an AbortController while a resume runs (End aborts it)
+  wake: null, // an AbortController that cuts a resume's back-off short
+  lostCheck: null, // a timer after a "reconnecting" status (see show_status)
   status: page.status,
   pinned: page.pinned_product_id,
   segmentId: page.segment && page.segment.id,
@@ -68,7 +72,45 @@ for (const select of [$('camera'), $('microphone')]) {
   select.addEventListener('change', () => startPreview().catch(() => ($('camera-note').textContent = t('camera_failed'))));
 }
 
-// --- going live ----------------------------------------------------------------------
+// --- going live, and staying live ---------------------------------------------------
+//
+// Go live publishes once. After that this tab keeps the show published by itself:
+// when its connection fails or drops, or the page is reloaded while the show is on,
+// it publishes again (the relay holds a lost show "reconnecting" for a grace period
+// and resumes it under the same viewers). sessionStorage remembers, per tab, that this
+// tab was publishing the show, and the WHIP resource to DELETE when the host ends it.
+
+const PUBLISHING_KEY = `livemall.publishing.${page.show_id}`;
+const CONNECT_MS = 10000; // a publisher not connected by then is dropped and resumed
+const DISCONNECTED_GRACE_MS = 3000; // ICE often recovers from "disconnected" by itself
+const LOST_STATUS_GRACE_MS = 5000; // see the show_status handler
+// A relay notices a lost publisher within seconds (media_timeout is 10 s): 409s for
+// longer than this while the show stays "live" mean someone else publishes it.
+const HELD_GIVE_UP_MS = 30000;
+
+function remember(publisher) {
+  try {
+    sessionStorage.setItem(PUBLISHING_KEY, JSON.stringify({ location: publisher.location }));
+  } catch {
+    // storage refused (private mode): only a reload loses the resume
+  }
+}
+
+function remembered() {
+  try {
+    return JSON.parse(sessionStorage.getItem(PUBLISHING_KEY) || 'null');
+  } catch {
+    return null;
+  }
+}
+
+function forget() {
+  try {
+    sessionStorage.removeItem(PUBLISHING_KEY);
+  } catch {
+    // nothing stored
+  }
+}
 
 function showError(text) {
   const line = $('live-error');
@@ -76,22 +118,66 @@ function showError(text) {
   line.hidden = !text;
 }
 
+function publishNote(text) {
+  const line = $('publish-note');
+  line.textContent = text || '';
+  line.hidden = !text;
+}
+
+const AIR_TEXT = { live: 'on_air', reconnecting: 'air_reconnecting', ended: 'badge_ended' };
+
 function setAir(status) {
-  if (status === 'live' && studio.status === 'scheduled') {
+  if ((status === 'live' || status === 'reconnecting') && studio.status === 'scheduled') {
     currentSegment(page.show_id).then((segment) => segment && markSegment(segment.id));
   }
   studio.status = status;
   $('studio').dataset.status = status;
   const badge = $('air-status');
   badge.className = `badge ${status}`;
-  badge.textContent = status === 'live' ? t('on_air') : status === 'ended' ? t('badge_ended') : t('off_air');
-  // Go live is offered again after a reload during a show (the server answers 409
-  // publisher_exists while the old session lasts); End show needs this page's session.
+  badge.textContent = t(AIR_TEXT[status] || 'off_air');
+  // Go live is offered in every state but "ended": after a reload in another tab
+  // it resumes a reconnecting show, and during a resume it tries again at once.
   $('go-live').disabled = status === 'ended' || studio.publisher !== null;
-  $('end-show').disabled = studio.publisher === null;
+  // End is offered whenever the show is on, whoever publishes it (see endShow).
+  const onAir = status === 'live' || status === 'reconnecting';
+  $('end-show').disabled = !(onAir || studio.publisher || studio.resuming);
+  $('studio').dataset.publishing = studio.publisher ? 'true' : studio.resuming ? 'resuming' : 'false';
+}
+
+/** This page's publisher from now on: watched, and remembered across a reload. */
+function adopt(publisher) {
+  studio.publisher = publisher;
+  remember(publisher);
+  const { pc } = publisher;
+  const lostUnlessConnected = () => {
+    if (studio.publisher === publisher && pc.connectionState !== 'connected') resume();
+  };
+  pc.addEventListener('connectionstatechange', () => {
+    if (studio.publisher !== publisher) return;
+    if (pc.connectionState === 'failed' || pc.connectionState === 'closed') resume();
+    else if (pc.connectionState === 'disconnected') setTimeout(lostUnlessConnected, DISCONNECTED_GRACE_MS);
+  });
+  setTimeout(lostUnlessConnected, CONNECT_MS);
+  setAir('live');
+}
+
+/** Closes this page's connection without DELETE: DELETE would end the show, while a
+ * closed connection only puts it in "reconnecting" until we publish again. */
+function dropPublisher() {
+  if (studio.publisher) studio.publisher.pc.close();
+  studio.publisher = null;
+}
+
+function refusal(err) {
+  if (err.data && err.data.error === 'publisher_exists') return t('publisher_exists');
+  return err.message || t('try_again');
 }
 
 $('go-live').addEventListener('click', async () => {
+  if (studio.resuming) {
+    if (studio.wake) studio.wake.abort(); // skip the rest of the back-off: try now
+    return;
+  }
   if (studio.publisher || !studio.stream) {
     if (!studio.stream) showError(t('camera_failed'));
     return;
@@ -100,22 +186,112 @@ $('go-live').addEventListener('click', async () => {
   $('go-live').disabled = true;
   $('air-status').textContent = t('going_live');
   try {
-    studio.publisher = await publish(page.show_id, studio.stream, page.token, page.max_bitrate);
-    setAir('live');
+    adopt(await publish(page.show_id, studio.stream, page.token, { maxBitrate: page.max_bitrate }));
   } catch (err) {
     studio.publisher = null;
-    showError(err.data && err.data.error === 'publisher_exists' ? t('publisher_exists') : err.message || t('try_again'));
+    showError(refusal(err));
     setAir(studio.status);
   }
 });
 
-$('end-show').addEventListener('click', async () => {
+/** Publishes again until it works, the show ends or the host ends it. A 409
+ * publisher_exists means the relay still holds the lost session (it notices within
+ * seconds and puts the show in "reconnecting"): wait and try again. */
+async function resume() {
+  if (studio.resuming || studio.status === 'ended') return;
+  dropPublisher();
+  if (!studio.stream) {
+    showError(t('camera_failed'));
+    return;
+  }
+  const loop = new AbortController();
+  studio.resuming = loop;
+  showError('');
+  setAir(studio.status);
+  const backoff = new Backoff({ base: 1000, max: 5000 });
+  let heldSince = null;
+  for (let attempt = 1; !loop.signal.aborted; attempt += 1) {
+    publishNote(t('resuming', { n: attempt }));
+    try {
+      const publisher = await publish(page.show_id, studio.stream, page.token, {
+        maxBitrate: page.max_bitrate,
+        signal: loop.signal,
+      });
+      if (loop.signal.aborted) {
+        await publisher.stop().catch(() => {}); // the host pressed End meanwhile
+        break;
+      }
+      studio.resuming = null;
+      adopt(publisher);
+      break;
+    } catch (err) {
+      if (loop.signal.aborted) break;
+      if (!isTransient(err)) {
+        showError(t('resume_refused', { message: refusal(err) }));
+        break;
+      }
+      const held = err.data && err.data.error === 'publisher_exists' && studio.status === 'live';
+      heldSince = held ? heldSince ?? Date.now() : null;
+      if (held && Date.now() - heldSince > HELD_GIVE_UP_MS) {
+        showError(t('publisher_exists'));
+        break;
+      }
+    }
+    studio.wake = new AbortController(); // Go live and End cut the wait short
+    await sleep(backoff.next(), studio.wake.signal);
+  }
+  if (studio.resuming === loop) studio.resuming = null;
+  publishNote('');
+  setAir(studio.status);
+}
+
+// End show asks first (a <dialog>, so it can be styled and tested like the page).
+$('end-show').addEventListener('click', () => $('end-dialog').showModal());
+$('cancel-end').addEventListener('click', () => $('end-dialog').close());
+$('confirm-end').addEventListener('click', () => {
+  $('end-dialog').close();
+  endShow();
+});
+
+/** DELETE on this page's WHIP resource (during a resume or after a reload: the one
+ * remembered, which the relay still knows while the show is reconnecting). Without
+ * one (another tab or OBS publishes), or if the relay no longer knows it, the show is
+ * ended by POST /api/shows/{id}/end. Either way the relay ends it for everyone. */
+async function endShow() {
   $('end-show').disabled = true;
+  if (studio.resuming) studio.resuming.abort();
+  if (studio.wake) studio.wake.abort();
   const publisher = studio.publisher;
   studio.publisher = null;
-  if (publisher) await publisher.stop().catch(() => {});
-  setAir('ended');
-});
+  const held = remembered();
+  let ended = false;
+  if (publisher) {
+    const response = await publisher.stop().catch(() => null);
+    ended = Boolean(response && response.ok);
+  } else if (held && held.location) {
+    const response = await leave(held.location, { Authorization: `Bearer ${page.token}` });
+    ended = Boolean(response && response.ok);
+  }
+  if (!ended) {
+    const reply = await api('POST', `/api/shows/${encodeURIComponent(page.show_id)}/end`, {});
+    ended = reply.ok;
+  }
+  forget();
+  publishNote('');
+  if (ended) {
+    setAir('ended');
+  } else {
+    showError(t('end_failed'));
+    setAir(studio.status);
+  }
+}
+
+/** After a reload: resume if this tab was publishing and the show is still on. */
+function resumeAfterReload() {
+  if (!remembered()) return;
+  if (studio.status === 'live' || studio.status === 'reconnecting') resume();
+  else if (studio.status === 'ended') forget();
+}
 
 // --- stage controls -----------------------------------------------------------------
 
@@ -203,7 +379,7 @@ function start() {
   setAir(page.status);
   markSegment(studio.segmentId);
   markPinned(studio.pinned);
-  initDevices();
+  initDevices().then(resumeAfterReload);
 
   const rt = connectShow({ show: page.show_id, token: page.token });
   rt.on('state', (state) => {
@@ -232,11 +408,25 @@ function start() {
   });
   rt.on('viewers', ({ count }) => ($('viewer-count').textContent = t('viewers', { n: count })));
   rt.on('show_status', ({ status }) => {
-    if (status === 'ended' && studio.publisher) {
-      studio.publisher.pc.close(); // ended elsewhere (an admin, or the relay lost us)
-      studio.publisher = null;
+    clearTimeout(studio.lostCheck);
+    if (status === 'ended') {
+      // Ended (here, by an admin, or the grace ran out): stop trying.
+      if (studio.resuming) studio.resuming.abort();
+      if (studio.wake) studio.wake.abort();
+      dropPublisher();
+      forget();
+      showError('');
     }
     setAir(status);
+    // The relay lost this page's publisher while our side still looks connected (it
+    // saw no media, say). That event can also be a late one from before a resume that
+    // already worked, which "live" follows at once: so publish again only if the show
+    // is still reconnecting a few seconds later.
+    if (status === 'reconnecting' && studio.publisher) {
+      studio.lostCheck = setTimeout(() => {
+        if (studio.status === 'reconnecting' && studio.publisher) resume();
+      }, LOST_STATUS_GRACE_MS);
+    }
   });
 
   for (const button of document.querySelectorAll('.segment[data-segment-id]')) {

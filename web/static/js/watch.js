@@ -3,15 +3,13 @@
 // stock and Buy / Request quote, the current segment, viewer count and Q&A.
 import { $, ackError, api, appendChat, chatItem, clearErrors, currentSegment, el, formatMoney, newKey, page, showErrors, t } from './page.js';
 import { connectShow } from './realtime.js';
-import { play } from './webrtc.js';
+import { LivePlayer } from './playback.js';
 
 const signedIn = Boolean(page.user);
 const video = $('video');
 const view = {
   status: page.status,
   pin: null,
-  player: null,
-  starting: false,
   attempt: null, // {key, product_id, quantity}: one purchase attempt, one Idempotency-Key
   ordering: false,
   lastOrderId: null,
@@ -19,58 +17,60 @@ const view = {
 
 // --- status and video -----------------------------------------------------------
 
+// The live video rejoins by itself (playback.js); the page says what is going on.
+const player = new LivePlayer(page.show_id, video, showPlayback);
+
+// What the viewer reads over the video in each playback state while the show is live.
+const PLAYBACK_NOTES = {
+  connecting: 'connecting',
+  reconnecting: 'video_reconnecting',
+  stalled: 'video_stalled',
+  failed: 'video_failed',
+};
+
 function note(text) {
   $('player-note').textContent = text || '';
 }
 
+function renderNote() {
+  // "Tap for sound" only over a picture that plays, never over black or a frozen frame.
+  $('unmute').hidden = !(player.state === 'playing' && view.status === 'live' && video.muted);
+  if (page.recording || view.status === 'scheduled') return; // keeps the start time shown
+  if (view.status === 'ended') note(t('ended'));
+  else if (view.status === 'reconnecting') note(t('host_reconnecting'));
+  else note(PLAYBACK_NOTES[player.state] ? t(PLAYBACK_NOTES[player.state]) : '');
+}
+
+function showPlayback(state) {
+  $('player').dataset.video = state;
+  renderNote();
+}
+
 function setStatus(status) {
-  if (status === 'live' && view.status === 'scheduled') {
+  if ((status === 'live' || status === 'reconnecting') && view.status === 'scheduled') {
     currentSegment(page.show_id).then((segment) => segment && showSegment(segment));
   }
   view.status = status;
   $('watch').dataset.status = status;
   const badge = $('status-badge');
   badge.className = `badge ${status}`;
-  badge.textContent = status === 'live' ? t('live') : status === 'ended' ? t('badge_ended') : t('badge_scheduled');
+  // A host who is reconnecting is still on: the badge stays "Live", the note explains.
+  const onAir = status === 'live' || status === 'reconnecting';
+  badge.textContent = onAir ? t('live') : status === 'ended' ? t('badge_ended') : t('badge_scheduled');
   if (page.recording) return;
-  if (status === 'live') startVideo();
+  player.setShowStatus(status);
   if (status === 'ended') {
-    stopVideo();
-    note(t('ended'));
+    video.srcObject = null;
     setBuyable();
+    offerReplay();
   }
+  renderNote();
 }
 
-async function startVideo() {
-  if (view.player || view.starting || page.recording) return;
-  view.starting = true;
-  note(t('connecting'));
-  try {
-    view.player = await play(page.show_id, video, (state) => {
-      if (state === 'failed' && view.status === 'live') {
-        stopVideo();
-        setTimeout(startVideo, 2000);
-      }
-    });
-    if (view.status !== 'live') {
-      stopVideo(); // the show ended while we were connecting
-      return;
-    }
-    note('');
-    $('unmute').hidden = !video.muted;
-  } catch (err) {
-    view.player = null;
-    if (view.status === 'live') note(err.status === 409 ? t('show_not_live') : t('video_failed'));
-  } finally {
-    view.starting = false;
-  }
-}
-
-function stopVideo() {
-  if (view.player) view.player.stop();
-  view.player = null;
-  video.srcObject = null;
-  $('unmute').hidden = true;
+/** After the show ends live, a link to its replay once the recording is there. */
+async function offerReplay() {
+  const reply = await api('GET', `/api/shows/${encodeURIComponent(page.show_id)}`);
+  if (reply.ok && reply.data.recording && view.status === 'ended') $('replay-link').hidden = false;
 }
 
 // Browsers only autoplay muted video: sound starts on the viewer's click.
@@ -79,7 +79,7 @@ $('unmute').addEventListener('click', () => {
   video.play().catch(() => {});
   $('unmute').hidden = true;
 });
-window.addEventListener('pagehide', stopVideo);
+window.addEventListener('pagehide', () => player.stop());
 
 // --- the pinned product ---------------------------------------------------------
 
@@ -402,7 +402,7 @@ function start() {
     startReplay();
   } else {
     showPin(page.pin);
-    if (page.status === 'live') startVideo();
+    setStatus(page.status);
   }
 
   const rt = connectShow({ show: page.show_id, coview: page.coview && page.coview.code });
@@ -482,7 +482,7 @@ function start() {
       }
     });
   }
-  window.livemall = { view, rt }; // for the browser tests and for debugging
+  window.livemall = { view, rt, player }; // for the browser tests and for debugging
 }
 
 start();
