@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Optional
 
 import aioice.ice
+import aiortc.rtcrtpsender
 from aioice.candidate import Candidate, candidate_foundation, candidate_priority
 from aioice.turn import UDP_SOCKET_BUFFER_SIZE
 from aiortc import RTCDtlsTransport, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver
@@ -33,7 +34,11 @@ from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpSendParameters
-from aiortc.rtp import AnyRtcpPacket, RtcpSrPacket
+from aiortc.rtcrtpreceiver import NackGenerator
+from aiortc.rtp import AnyRtcpPacket, RtcpSrPacket, RtpPacket
+from aiortc.utils import uint16_add, uint16_gt
+
+from live.keyframes import keyframe_detector
 
 FrameSink = Callable[[Optional[tuple[RTCRtpCodecParameters, JitterFrame]]], None]
 
@@ -81,42 +86,175 @@ def replace_jitter_buffer(receiver: RTCRtpReceiver, buffer: Any) -> None:
     """Relies on: ``RTCRtpReceiver.__jitter_buffer`` (512 packets for video, 16 with
     prefetch 4 for audio). A lost publisher packet that NACK cannot repair stalls every
     later frame until the buffer overflows, so a smaller video buffer bounds the freeze;
-    audio has no NACK, so prefetching only adds latency."""
-    receiver._RTCRtpReceiver__jitter_buffer = buffer  # type: ignore[attr-defined]
+    audio has no NACK, so prefetching only adds latency.
+
+    A ``MarkerJitterBuffer`` is also given the receiver's payload-type table, to read
+    each frame's payload descriptor (``RTCRtpReceiver.__codecs``: the dict ``receive()``
+    fills in place, later than this runs), and the receiver's NACK window is widened to
+    the buffer's capacity (``RTCRtpReceiver.__nack_generator``, see ``NackWindow``).
+    """
+    private: Any = receiver  # name-mangled attributes
+    private._RTCRtpReceiver__jitter_buffer = buffer
+    if isinstance(buffer, MarkerJitterBuffer):
+        buffer.codecs = private._RTCRtpReceiver__codecs
+        if private._RTCRtpReceiver__nack_generator is not None:  # None for audio
+            private._RTCRtpReceiver__nack_generator = NackWindow(buffer.capacity)
+
+
+class NackWindow(NackGenerator):
+    """aiortc's ``NackGenerator``, asking for a missing packet for as long as the
+    jitter buffer would wait for it.
+
+    aiortc NACKs the packets missing when a new gap appears and lists them again at the
+    next gap until the newest is ``RTP_HISTORY_SIZE`` (128) packets past them. The relay's
+    video buffer waits for a missing packet until ``capacity`` (256) packets have
+    arrived, so a packet whose retransmission was lost early in a keyframe of over 128
+    packets (~150 KB) was no longer asked for while the whole stream stalled behind it.
+    Relies on: ``NackGenerator.add()`` calling ``self.truncate()``, its ``max_seq`` and
+    ``missing``, and ``_handle_rtp_packet`` sending ``sorted(self.__nack_generator.
+    missing)`` when ``add()`` returns True.
+    """
+
+    def __init__(self, window: int) -> None:
+        super().__init__()
+        self.window = window
+
+    def truncate(self) -> None:
+        if self.max_seq is not None:
+            oldest = uint16_add(self.max_seq, -self.window)
+            for sequence_number in list(self.missing):
+                if uint16_gt(oldest, sequence_number):
+                    self.missing.discard(sequence_number)
 
 
 class MarkerJitterBuffer(JitterBuffer):
-    """aiortc's video jitter buffer, but a frame leaves at its marker bit.
+    """aiortc's video jitter buffer, but a frame leaves at its marker bit, and never
+    without its first packet.
 
     aiortc releases a frame when the first packet of the *next* frame arrives, one
     frame interval (33 ms at 30 fps) late. VP8 (RFC 7741) and H.264 (RFC 6184) senders
     set the marker on the last packet of a frame, so once every packet from the frame's
     first to its marked last one is present, the frame is complete. aiortc's rule stays
-    as the fallback for senders that do not mark frames. Relies on: ``JitterBuffer``'s
-    ``_origin``, ``_packets``, ``_capacity``, ``remove()`` and ``_remove_frame()``
-    (called by ``add()``), and the depayloaded ``RtpPacket._data`` the receiver sets.
+    as the fallback for senders that do not mark frames.
+
+    The buffer starts at the first packet that arrives (and restarts wherever aiortc's
+    ``add()`` moves ``_origin`` after an overflow or a jump in sequence numbers), and
+    aiortc's NACKs cover only packets after the first one received. So when the stream's
+    first packet is lost, the packets after it would leave as a frame without its
+    head: a VP8 "keyframe" without its start code and size, or an H.264 IDR without the
+    SPS/PPS that came in the packet before it. Where a frame does not begin right after
+    a frame this buffer released, its first packet must show it starts the frame (VP8:
+    S bit and partition 0; H.264: not a continuing FU-A fragment, nor an IDR slice or
+    PPS, which in a keyframe come after an SPS); otherwise the frame is dropped
+    (``headless_frames``) and ``add()`` reports picture loss, so the relay asks for a
+    keyframe at once instead of waiting for the publisher's next one (a browser sends
+    one only when asked). After such a restart, every frame released before a
+    keyframe reports picture loss too: the pictures it refers to were lost (say, the
+    first keyframe lost whole). aiortc's own decoder would fail on each of them and
+    aiortc would send a PLI each time; the relay's frame tap bypasses that decoder, and
+    its ``KeyframeRequester`` turns the reports into rate-limited PLIs (repeating an
+    unanswered one when the next report comes late enough). Frames that follow a
+    released frame are not examined once a keyframe has left.
+
+    Relies on: ``JitterBuffer``'s ``_origin``, ``_packets``, ``_capacity``, ``remove()``
+    and ``_remove_frame()`` (called by ``add()``, which returns ``(pli_flag, frame)``),
+    the depayloaded ``RtpPacket._data`` the receiver sets, and ``RtpPacket.payload``
+    still holding the payload descriptor.
     """
 
+    def __init__(self, capacity: int, prefetch: int = 0, is_video: bool = False) -> None:
+        super().__init__(capacity, prefetch=prefetch, is_video=is_video)
+        # payload type -> codec, to read payload descriptors; replace_jitter_buffer
+        # binds the receiver's table. Frames of an unknown payload type pass unexamined.
+        self.codecs: dict[int, RTCRtpCodecParameters] = {}
+        self.headless_frames = 0
+        # the sequence number right after the last frame released: where a frame is
+        # known to start. Anywhere else (the first packet, aiortc's resets) it is not.
+        self._frame_start: Optional[int] = None
+        self._awaiting_keyframe = False  # restarted, and no keyframe released since
+        self._picture_lost = False
+
+    def add(self, packet: RtpPacket) -> tuple[bool, Optional[JitterFrame]]:
+        pli_flag, frame = super().add(packet)
+        if self._picture_lost:
+            self._picture_lost = False
+            pli_flag = True
+        return pli_flag, frame
+
     def _remove_frame(self, sequence_number: int) -> Optional[JitterFrame]:
-        packets = []
-        timestamp = None
         capacity = self._capacity
-        origin = self._origin
-        assert origin is not None
-        for count in range(capacity):
-            packet = self._packets[(origin + count) % capacity]
-            if packet is None:
+        while True:
+            packets = []
+            timestamp = None
+            origin = self._origin
+            assert origin is not None
+            for count in range(capacity):
+                packet = self._packets[(origin + count) % capacity]
+                if packet is None:
+                    return None
+                if timestamp is None:
+                    timestamp = packet.timestamp
+                elif packet.timestamp != timestamp:
+                    end = count
+                    break
+                packets.append(packet)
+                if packet.marker:
+                    end = count + 1
+                    break
+            else:
                 return None
-            if timestamp is None:
-                timestamp = packet.timestamp
-            elif packet.timestamp != timestamp:
-                self.remove(count)
-                return JitterFrame(b"".join(p._data for p in packets), timestamp)  # type: ignore[attr-defined]
-            packets.append(packet)
-            if packet.marker:
-                self.remove(count + 1)
-                return JitterFrame(b"".join(p._data for p in packets), timestamp)  # type: ignore[attr-defined]
-        return None
+            restart = origin != self._frame_start
+            self.remove(end)
+            self._frame_start = self._origin
+            first = packets[0]
+            if restart:
+                self._awaiting_keyframe = True
+                if not self._starts_frame(first):
+                    self.headless_frames += 1
+                    self._picture_lost = True
+                    continue  # what follows starts a frame: look at it
+            data = b"".join(p._data for p in packets)  # type: ignore[attr-defined]
+            frame = JitterFrame(data, timestamp)
+            if self._awaiting_keyframe:
+                if self._is_keyframe(first, frame.data):
+                    self._awaiting_keyframe = False
+                else:
+                    self._picture_lost = True
+            return frame
+
+    def _starts_frame(self, packet: RtpPacket) -> bool:
+        codec = self.codecs.get(packet.payload_type)
+        name = codec.name.lower() if codec is not None else None
+        if name == "vp8":
+            return _vp8_starts_frame(packet.payload)
+        if name == "h264":
+            return _h264_may_start_frame(packet.payload)
+        return True
+
+    def _is_keyframe(self, packet: RtpPacket, data: bytes) -> bool:
+        codec = self.codecs.get(packet.payload_type)
+        return codec is None or keyframe_detector(codec.name)(data)
+
+
+def _vp8_starts_frame(payload: bytes) -> bool:
+    """RFC 7741 4.2: S (start of a partition) set and PID (partition index) 0."""
+    return payload[0] & 0x17 == 0x10
+
+
+def _h264_may_start_frame(payload: bytes) -> bool:
+    """Whether an RTP packet (RFC 6184) can be the first of an access unit a decoder
+    might use: not an FU-A fragment after the first, and not a PPS or IDR slice as the
+    first NAL unit (every keyframe's access unit begins with an SPS before them, so
+    the packet carrying it was lost). A delta frame's slice passes: the relay's keyframe
+    gate holds delta frames after a loss anyway."""
+    nal_type = payload[0] & 0x1F
+    if nal_type == 28:  # FU-A: the fragment's own header says start, and the NAL type
+        if not payload[1] & 0x80:
+            return False
+        nal_type = payload[1] & 0x1F
+    elif nal_type == 24:  # STAP-A: the first aggregated NAL unit's header
+        nal_type = payload[3] & 0x1F if len(payload) > 3 else 0
+    return nal_type != 5 and nal_type != 8
 
 
 class AudioPassThrough:
@@ -249,6 +387,33 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
         callback()
 
     sender._send_keyframe = requested  # type: ignore[method-assign]
+
+
+# --- publisher side when aiortc publishes (tests, bench/relay.py) -----------------------
+
+
+def size_sender_history(packets: int) -> int:
+    """Every aiortc ``RTCRtpSender`` in this process keeps its last ``packets`` RTP
+    packets to answer NACKs, instead of ``RTP_HISTORY_SIZE`` (128); returns the size
+    before, so a caller can put it back.
+
+    A sender sends all of a frame's packets without yielding to the event loop (none
+    of the awaits in ``_run_rtp`` -> ``RTCDtlsTransport._send_rtp`` -> aioice ``sendto``
+    suspends), so every NACK for a frame arrives after the whole frame has gone out.
+    With 128 packets kept, a packet lost in the first n - 128 of an n-packet keyframe
+    (over ~166 KB at aiortc's 1300-byte payloads) can never be repaired, and at a lossy
+    start the first keyframe, and each one a PLI brings after it, is lost whole. For
+    aiortc publishers only: browsers keep at least 600 packets (libwebrtc), and the
+    relay's own senders are taken over and keep none (``PacketHistory`` answers).
+
+    Relies on: ``aiortc.rtcrtpsender.RTP_HISTORY_SIZE``, a module global that
+    ``_run_rtp`` (storing) and ``_retransmit`` (looking up, then checking the sequence
+    number) read at each use as the modulus of the ``__rtp_history`` dict, so any size
+    works and a change mid-stream only loses old entries. Process-wide.
+    """
+    previous: int = aiortc.rtcrtpsender.RTP_HISTORY_SIZE
+    aiortc.rtcrtpsender.RTP_HISTORY_SIZE = packets
+    return previous
 
 
 # --- transport: SRTP session and the selected ICE pair ---------------------------------
@@ -439,3 +604,68 @@ def packetize_h264(frame: bytes) -> list[bytes]:
     """Relies on: ``H264Encoder._split_bitstream`` (Annex-B -> NAL units) and
     ``H264Encoder._packetize`` (STAP-A / FU-A, packetization-mode 1)."""
     return H264Encoder._packetize(H264Encoder._split_bitstream(frame))
+
+
+# --- simulcast ingest (live/simulcast_ingest.py) -----------------------------------------
+
+
+def accept_header_extensions(transceiver: RTCRtpTransceiver, extensions: list[tuple[str, int]]) -> None:
+    """Negotiate header extensions aiortc does not know it needs (RtpStreamId and
+    RepairedRtpStreamId for a simulcast publisher), with the offer's ids.
+
+    Relies on: ``RTCRtpTransceiver._headerExtensions`` (list of
+    ``RTCRtpHeaderExtensionParameters``), set by ``setRemoteDescription`` to the
+    extensions aiortc and the offer share, read by ``createAnswer`` for the answer's
+    ``a=extmap`` lines and by ``__remoteRtp`` for the receive parameters that configure
+    ``RtpPacket.parse`` (``HeaderExtensionsMap.configure``: it maps these two URIs to
+    ``packet.extensions.rtp_stream_id`` / ``repaired_rtp_stream_id``). Call it after
+    ``setRemoteDescription`` and before ``createAnswer``."""
+    from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters
+
+    present = {e.uri for e in transceiver._headerExtensions}
+    for uri, extension_id in extensions:
+        if uri not in present:
+            transceiver._headerExtensions.append(RTCRtpHeaderExtensionParameters(id=extension_id, uri=uri))
+
+
+def route_rtp_packets(
+    receiver: RTCRtpReceiver, handler: Callable[[RtpPacket, int], Awaitable[None]]
+) -> None:
+    """Take over everything the receiver would do with RTP (a simulcast publisher's
+    layers get a receive path each).
+
+    Relies on: ``RTCDtlsTransport._handle_rtp_data`` calling
+    ``await receiver._handle_rtp_packet(packet, arrival_time_ms=...)`` for every RTP
+    packet its router gives this receiver (the router learns an unknown SSRC of the
+    receiver's payload types into it), and aiortc's own statistics, NACKs, REMB and
+    jitter buffer living only in that method, so none of them run once it is replaced."""
+
+    async def routed(packet: RtpPacket, arrival_time_ms: int = 0) -> None:
+        await handler(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = routed  # type: ignore[method-assign]
+
+
+def receiver_codecs(receiver: RTCRtpReceiver) -> dict[int, RTCRtpCodecParameters]:
+    """The receiver's payload type -> codec table (filled by ``receive()``, in place).
+
+    Relies on: ``RTCRtpReceiver.__codecs``, the dict ``receive()`` fills."""
+    private: Any = receiver
+    codecs: dict[int, RTCRtpCodecParameters] = private._RTCRtpReceiver__codecs
+    return codecs
+
+
+def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> Optional[int]:
+    """The SSRC the receiver's RTCP goes out with (None before the connection is up).
+
+    Relies on: ``RTCRtpReceiver.__rtcp_ssrc``, set by ``_set_rtcp_ssrc()`` when
+    ``RTCPeerConnection`` connects (the transceiver's sender SSRC)."""
+    private: Any = receiver
+    ssrc: Optional[int] = private._RTCRtpReceiver__rtcp_ssrc
+    return ssrc
+
+
+def send_receiver_rtcp(receiver: RTCRtpReceiver) -> Callable[[AnyRtcpPacket], Awaitable[None]]:
+    """Relies on: ``RTCRtpReceiver._send_rtcp(packet)`` (private coroutine: serialises and
+    sends on the receiver's DTLS transport, ignoring ConnectionError)."""
+    return receiver._send_rtcp

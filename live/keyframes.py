@@ -17,28 +17,44 @@ from typing import Optional
 
 DEFAULT_MIN_INTERVAL = 0.5  # seconds between PLIs to one publisher track
 _START_CODE = b"\x00\x00\x01"
+_VP8_START_CODE = b"\x9d\x01\x2a"
+_VP8_HEADER = 10  # frame tag (3), start code (3), width and height (2 + 2)
+_H264_NON_IDR_SLICE = 1
 _H264_IDR = 5
 _H264_SPS = 7
-_H264_NON_IDR_SLICE = 1
+_H264_PPS = 8
 
 
 def is_vp8_keyframe(frame: bytes) -> bool:
-    """RFC 6386 9.1: the low bit of the first byte of the frame tag is 0 for a key frame."""
-    return len(frame) > 0 and not frame[0] & 1
+    """RFC 6386 9.1: a key frame's tag has the low bit 0 and is followed by the start
+    code 9d 01 2a and the frame size. Checking the start code too means a frame that
+    lost its first packet (whose first byte may have the bit clear by chance) is not
+    handed to viewers or the recorder as a keyframe. A delta frame costs a length and
+    a bit test."""
+    return len(frame) >= _VP8_HEADER and not frame[0] & 1 and frame[3:6] == _VP8_START_CODE
 
 
 def is_h264_keyframe(frame: bytes) -> bool:
-    """An Annex-B access unit (as aiortc depayloads it) containing an IDR slice or an
-    SPS. Parameter sets and the IDR come first, so the scan stops at the first slice."""
+    """An Annex-B access unit (as aiortc depayloads it) that a decoder can start at: an
+    IDR slice preceded by an SPS and a PPS. Browsers and x264 send all three in every
+    keyframe's access unit, and libwebrtc's receiver drops an IDR whose parameter sets
+    it has not seen; an IDR alone is what is left when the packet carrying them was
+    lost. Parameter sets come before the first slice, so the scan stops there: a delta
+    frame costs one ``find``."""
     find = frame.find
     position = find(_START_CODE)
     length = len(frame)
+    parameter_sets = 0
     while 0 <= position < length - 3:
         nal_type = frame[position + 3] & 0x1F
-        if nal_type == _H264_IDR or nal_type == _H264_SPS:
-            return True
+        if nal_type == _H264_IDR:
+            return parameter_sets == 3
         if nal_type == _H264_NON_IDR_SLICE:
             return False
+        if nal_type == _H264_SPS:
+            parameter_sets |= 1
+        elif nal_type == _H264_PPS:
+            parameter_sets |= 2
         position = find(_START_CODE, position + 3)
     return False
 
@@ -53,12 +69,13 @@ def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
 
 
 def vp8_dimensions(keyframe: bytes) -> Optional[tuple[int, int]]:
-    """Width and height from a VP8 key frame header (RFC 6386 9.1), for the recorder."""
-    if len(keyframe) < 10 or keyframe[3:6] != b"\x9d\x01\x2a":
+    """Width and height from a VP8 key frame header (RFC 6386 9.1), for the recorder;
+    None without a header or with a zero size (libavformat refuses a 0x0 stream)."""
+    if len(keyframe) < _VP8_HEADER or keyframe[0] & 1 or keyframe[3:6] != _VP8_START_CODE:
         return None
     width = (keyframe[6] | keyframe[7] << 8) & 0x3FFF
     height = (keyframe[8] | keyframe[9] << 8) & 0x3FFF
-    return width, height
+    return (width, height) if width and height else None
 
 
 class KeyframeRequester:
@@ -68,6 +85,13 @@ class KeyframeRequester:
     arrived yet, the coming keyframe serves the new request too; if the last PLI was
     sent less than ``min_interval`` ago, one PLI is scheduled for when the interval
     ends; a PLI unanswered for ``retry_after`` is repeated (PLIs travel over UDP).
+
+    Until the track's first keyframe, an unanswered PLI is repeated after
+    ``min_interval`` instead: nobody has a picture yet and the recording has not
+    started, and a PLI sent before the publisher's stream began (the relay asks as soon
+    as a show needs a keyframe) is answered by the stream's first keyframe, which is
+    the one a lossy start loses (its first packet, or all of it). Waiting
+    ``retry_after`` for it cut up to a second off the start of such recordings.
     """
 
     def __init__(
@@ -84,6 +108,7 @@ class KeyframeRequester:
         self.retry_after = retry_after
         self._last_sent = -math.inf
         self._outstanding = False
+        self._seen_keyframe = False
         self._timer: Optional[asyncio.TimerHandle] = None
         self.requests = 0
         self.sent = 0
@@ -93,7 +118,8 @@ class KeyframeRequester:
         if self._timer is not None:
             return
         now = self._clock()
-        if self._outstanding and now - self._last_sent < self.retry_after:
+        retry_after = self.retry_after if self._seen_keyframe else self.min_interval
+        if self._outstanding and now - self._last_sent < retry_after:
             return
         wait = self._last_sent + self.min_interval - now
         if wait <= 0:
@@ -103,6 +129,7 @@ class KeyframeRequester:
 
     def keyframe_seen(self) -> None:
         self._outstanding = False
+        self._seen_keyframe = True
 
     def close(self) -> None:
         if self._timer is not None:
@@ -148,7 +175,8 @@ class _Bits:
 
 def h264_dimensions(access_unit: bytes) -> Optional[tuple[int, int]]:
     """Width and height from the SPS in an Annex-B access unit (H.264 7.3.2.1.1), for
-    the recorder: Matroska needs them in its header and the relay never decodes."""
+    the recorder: Matroska needs them in its header and the relay never decodes. None
+    without an SPS, or with one that does not parse."""
     position = access_unit.find(_START_CODE)
     while position != -1:
         start = position + 3
@@ -156,9 +184,11 @@ def h264_dimensions(access_unit: bytes) -> Optional[tuple[int, int]]:
         if start < len(access_unit) and access_unit[start] & 0x1F == _H264_SPS:
             nal = access_unit[start + 1 : end if end != -1 else len(access_unit)]
             try:
-                return _sps_dimensions(nal.replace(b"\x00\x00\x03", b"\x00\x00"))
+                width, height = _sps_dimensions(nal.replace(b"\x00\x00\x03", b"\x00\x00"))
             except ValueError:
                 return None
+            # a corrupt SPS can crop to nothing; libavformat refuses a 0x0 stream
+            return (width, height) if width > 0 and height > 0 else None
         position = end
     return None
 

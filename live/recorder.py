@@ -4,6 +4,12 @@ The same frames the viewers get are muxed with PyAV, never decoded or encoded. M
 and file I/O run on a worker thread fed by a bounded queue, so a slow disk costs
 recorded frames (counted in ``dropped``), never the event loop. After a dropped video
 frame the recorder skips video until the next keyframe, so the file stays decodable.
+
+The file starts (and video restarts) only at a keyframe whose header gives the frame
+size: the container's header needs it, and libavformat refuses a 0x0 video stream
+(EINVAL from ``avformat_write_header``), which used to lose the whole recording when
+the publisher's first packet was lost and the first "keyframe" had no header. A
+recording that fails anyway says so (``failed``, ``error``) instead of going quiet.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import fractions
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -26,6 +33,14 @@ QUEUE_FRAMES = 600  # ~5 s of 30 fps video plus 50 fps audio
 _CLOCK_RATE = {"video": 90000, "audio": 48000}
 _MUX_CODEC = {"vp8": "vp8", "h264": "h264", "opus": "opus"}
 _STOP = object()
+_FRAME_SIZE: dict[str, Callable[[bytes], Optional[tuple[int, int]]]] = {
+    "vp8": vp8_dimensions,
+    "h264": h264_dimensions,
+}
+
+
+def _no_size(frame: bytes) -> Optional[tuple[int, int]]:
+    return None
 
 
 def recording_suffix(video_codec: Optional[str]) -> str:
@@ -59,9 +74,13 @@ class Recorder:
         self.path = path
         self.video_codec = video_codec
         self.audio_codec = audio_codec
-        self.dropped = 0
+        self.dropped = 0  # frames not recorded: queue full, or video waiting for a keyframe
+        self.frames_without_header = 0  # video keyframes skipped: no readable frame size
         self.written = {"video": 0, "audio": 0}
         self.error: Optional[str] = None
+        # the size in the file's header, from the keyframe it starts at
+        self.frame_size: Optional[tuple[int, int]] = None
+        self._read_size = _FRAME_SIZE.get(video_codec or "", _no_size)
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_FRAMES)
         self._video_gap = video_codec is not None  # the file starts at a keyframe
         self._closed = False
@@ -74,11 +93,21 @@ class Recorder:
         """Queue one encoded frame; never blocks."""
         if self._closed:
             return
-        if kind == "video":
-            if self._video_gap and not keyframe:
+        if kind == "video" and self._video_gap:
+            if not keyframe:
                 self.dropped += 1
                 return
-        elif self._video_gap and self.video_codec is not None and not self.written["video"]:
+            size = self._read_size(frame)
+            if size is None:
+                # A keyframe without its header (the publisher's first packet was lost
+                # and never asked for again): neither the muxer nor a player can start
+                # there. The next keyframe will do.
+                self.dropped += 1
+                self.frames_without_header += 1
+                return
+            if self.frame_size is None:
+                self.frame_size = size  # read by the worker once it gets this frame
+        elif kind != "video" and self.video_codec is not None and not self.written["video"]:
             return  # audio before the first keyframe would start the file without a picture
         try:
             self._queue.put_nowait((kind, frame, timestamp, keyframe, now))
@@ -86,6 +115,8 @@ class Recorder:
             self.dropped += 1
             if kind == "video":
                 self._video_gap = True
+                if not self.written["video"]:
+                    self.frame_size = None  # the file will start at another keyframe
             return
         if kind == "video":
             self._video_gap = False
@@ -93,14 +124,28 @@ class Recorder:
         else:
             self.written["audio"] += 1
 
+    @property
+    def failed(self) -> bool:
+        """The recording is lost: muxing failed, or (known at ``close``) video came but
+        never a keyframe the file could start at. For the hub's failure counter."""
+        return self.error is not None
+
     async def close(self) -> Optional[Path]:
-        """Finish the file; the path if it holds any media, else None."""
+        """Finish the file; the path if it holds any media, else None (nothing came, or
+        the recording failed)."""
         if not self._closed:
             self._closed = True
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, self._queue.put, _STOP)
             await loop.run_in_executor(None, self._thread.join)
-        if self.error is None and self.path.exists() and any(self.written.values()):
+            if self.error is None and self.video_codec is not None and not self.written["video"]:
+                if self.dropped:
+                    self.error = (
+                        f"no video keyframe with a readable frame size came: {self.dropped} "
+                        f"video frames skipped, {self.frames_without_header} of them "
+                        "keyframes without a header"
+                    )
+        if not self.failed and self.path.exists() and any(self.written.values()):
             return self.path
         return None
 
@@ -123,7 +168,7 @@ class Recorder:
                     continue
                 kind, frame, timestamp, keyframe, now = item
                 if container is None:
-                    container, streams = self._open(frame)
+                    container, streams = self._open()
                     origin = now
                 stream = streams.get(kind)
                 if stream is None:
@@ -155,18 +200,16 @@ class Recorder:
                 except Exception:
                     logger.exception("closing recording %s failed", self.path)
 
-    def _open(self, first_frame: bytes) -> tuple[Any, dict[str, Any]]:
+    def _open(self) -> tuple[Any, dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         container_format = "matroska" if self.video_codec == "h264" else "webm"
         container = av.open(str(self.path), "w", format=container_format)
         streams = {}
         if self.video_codec is not None:
-            size = (
-                vp8_dimensions(first_frame)
-                if self.video_codec == "vp8"
-                else h264_dimensions(first_frame)
-            )
-            width, height = size or (0, 0)
+            # write() queues video only from a keyframe whose size it read, and audio
+            # only after that, so the size is known here and never 0x0
+            assert self.frame_size is not None
+            width, height = self.frame_size
             streams["video"] = container.add_mux_stream(
                 _MUX_CODEC[self.video_codec], width=width, height=height
             )

@@ -17,6 +17,7 @@ from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.rtcdtlstransport import RTCDtlsTransport, RtpRouter
 from aiortc.rtcpeerconnection import RTCPeerConnection as PeerConnectionClass
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import TimestampMapper, decoder_worker
 
 from live import aiortc_hooks
@@ -137,6 +138,39 @@ def test_sender_signals_keyframe_requests_through_send_keyframe(transceiver):
     assert called == [True]
 
 
+async def test_aiortc_sender_history_can_be_sized_to_answer_nacks_for_a_large_keyframe(
+    transceiver,
+):
+    import aiortc.rtcrtpsender
+    from aiortc.rtp import RtpPacket
+
+    store = "self.__rtp_history[packet.sequence_number % RTP_HISTORY_SIZE] = ("
+    assert store in _source(RTCRtpSender._run_rtp)
+    lookup = "self.__rtp_history.get(sequence_number % RTP_HISTORY_SIZE)"
+    assert lookup in _source(RTCRtpSender._retransmit)
+    assert "packet.sequence_number == sequence_number" in _source(RTCRtpSender._retransmit)
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128
+    sender = transceiver.sender
+    sent = []
+
+    async def send_rtp(data: bytes) -> None:
+        sent.append(RtpPacket.parse(data).sequence_number)
+
+    sender.transport._send_rtp = send_rtp
+    previous = aiortc_hooks.size_sender_history(1024)
+    try:
+        history = sender._RTCRtpSender__rtp_history
+        for sequence_number in range(1000, 1300):  # a 300-packet keyframe, as _run_rtp stores it
+            size = aiortc.rtcrtpsender.RTP_HISTORY_SIZE
+            history[sequence_number % size] = RtpPacket(sequence_number=sequence_number)
+        await sender._retransmit(1000)
+    finally:
+        assert aiortc_hooks.size_sender_history(previous) == 1024
+
+    assert sent == [1000]
+    assert aiortc.rtcrtpsender.RTP_HISTORY_SIZE == 128
+
+
 def test_transport_exposes_its_srtp_session_and_ice_connection(transceiver):
     transport = transceiver.sender.transport
     assert transport._tx_srtp is None  # set by _setup_srtp after the handshake
@@ -203,6 +237,172 @@ def test_marker_jitter_buffer_falls_back_to_aiortcs_rule_without_markers():
     _, frame = buffer.add(_rtp(3, 200, data=b"c"))
 
     assert (frame.data, frame.timestamp) == (b"ab", 100)
+
+
+# Payloads as aiortc's payloaders cut them, depayloaded as the receiver does.
+_VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+_H264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+_VP8_KEYFRAME = b"\x50\x42\x00\x9d\x01\x2a\x40\x01\xf0\x00" + bytes(3000)  # 320x240
+_VP8_DELTA = b"\x31\x02\x00" + bytes(40)
+_H264_KEYFRAME = (
+    b"\x00\x00\x00\x01\x67\x42\xc0\x1e\xda\x05\x07\xc4"  # SPS
+    b"\x00\x00\x00\x01\x68\xce\x3c\x80"  # PPS
+    b"\x00\x00\x00\x01\x65\x88" + bytes(3000)  # IDR slice, in FU-As
+)
+_H264_DELTA = b"\x00\x00\x00\x01\x41\x9a" + bytes(40)
+
+
+def _packets(codec, frame: bytes, first: int, timestamp: int) -> list:
+    from aiortc.codecs import depayload
+    from aiortc.rtp import RtpPacket
+
+    if codec is _VP8:
+        payloads = aiortc_hooks.packetize_vp8(frame, picture_id=first)
+    else:
+        payloads = aiortc_hooks.packetize_h264(frame)
+    packets = []
+    for index, payload in enumerate(payloads):
+        packet = RtpPacket(
+            payload_type=codec.payloadType,
+            sequence_number=first + index,
+            timestamp=timestamp,
+            marker=int(index == len(payloads) - 1),
+        )
+        packet.payload = payload
+        packet._data = depayload(codec, payload)
+        packets.append(packet)
+    return packets
+
+
+def _feed(buffer, packets) -> tuple[bool, list[bytes]]:
+    """Add packets in order: whether picture loss was reported, the frames released."""
+    lost, frames = False, []
+    for packet in packets:
+        pli, frame = buffer.add(packet)
+        lost = lost or pli
+        if frame is not None:
+            frames.append(frame.data)
+    return lost, frames
+
+
+def _buffer_for(codec) -> aiortc_hooks.MarkerJitterBuffer:
+    buffer = aiortc_hooks.MarkerJitterBuffer(capacity=64, is_video=True)
+    buffer.codecs = {codec.payloadType: codec}  # replace_jitter_buffer binds the receiver's
+    return buffer
+
+
+@pytest.mark.parametrize("lost_packets", [1, 2])
+def test_marker_jitter_buffer_drops_a_first_vp8_frame_that_lost_its_head(lost_packets):
+    buffer = _buffer_for(_VP8)
+    keyframe = _packets(_VP8, _VP8_KEYFRAME, 100, 3000)
+    assert len(keyframe) == 3
+
+    lost, frames = _feed(buffer, keyframe[lost_packets:])
+
+    assert lost and frames == []  # picture loss: the relay asks for a keyframe
+    assert buffer.headless_frames == 1
+
+
+@pytest.mark.parametrize("lost_packets", [1, 2])  # the SPS/PPS STAP-A; and the IDR's start
+def test_marker_jitter_buffer_drops_a_first_h264_idr_that_lost_its_head(lost_packets):
+    buffer = _buffer_for(_H264)
+    keyframe = _packets(_H264, _H264_KEYFRAME, 100, 3000)
+    assert len(keyframe) == 4
+
+    lost, frames = _feed(buffer, keyframe[lost_packets:])
+
+    assert lost and frames == []
+    assert buffer.headless_frames == 1
+
+
+@pytest.mark.parametrize("codec", [_VP8, _H264], ids=["VP8", "H264"])
+def test_marker_jitter_buffer_releases_the_keyframe_after_a_headless_start(codec):
+    keyframe_bytes, delta_bytes = (
+        (_VP8_KEYFRAME, _VP8_DELTA) if codec is _VP8 else (_H264_KEYFRAME, _H264_DELTA)
+    )
+    buffer = _buffer_for(codec)
+    headless = _packets(codec, keyframe_bytes, 100, 3000)
+    _feed(buffer, headless[1:])
+
+    keyframe = _packets(codec, keyframe_bytes, 100 + len(headless), 6000)
+    delta = _packets(codec, delta_bytes, 100 + 2 * len(headless), 9000)
+    lost, frames = _feed(buffer, keyframe + delta)
+
+    assert not lost
+    assert frames == [keyframe_bytes, delta_bytes]
+
+
+@pytest.mark.parametrize("codec", [_VP8, _H264], ids=["VP8", "H264"])
+def test_marker_jitter_buffer_reports_picture_loss_until_a_stream_that_starts_late_has_a_keyframe(
+    codec,
+):
+    # the first keyframe was lost whole: the stream starts at delta frames, which the
+    # relay's keyframe gate holds back, and which aiortc's decoder would fail on
+    keyframe_bytes, delta_bytes = (
+        (_VP8_KEYFRAME, _VP8_DELTA) if codec is _VP8 else (_H264_KEYFRAME, _H264_DELTA)
+    )
+    buffer = _buffer_for(codec)
+    keyframe = _packets(codec, keyframe_bytes, 102, 9000)
+
+    first_lost, first = _feed(buffer, _packets(codec, delta_bytes, 100, 3000))
+    second_lost, second = _feed(buffer, _packets(codec, delta_bytes, 101, 6000))
+    keyframe_lost, _ = _feed(buffer, keyframe)
+    after_lost, after = _feed(buffer, _packets(codec, delta_bytes, 102 + len(keyframe), 12000))
+
+    assert first == second == after == [delta_bytes]  # released, as aiortc would
+    assert first_lost and second_lost
+    assert not keyframe_lost and not after_lost
+    assert buffer.headless_frames == 0
+
+
+def test_marker_jitter_buffer_does_not_examine_frames_that_follow_a_released_frame():
+    # continuity proves where a frame starts: an IDR without SPS in its own access
+    # unit (parameter sets sent earlier) passes, as with aiortc's buffer
+    buffer = _buffer_for(_H264)
+    _feed(buffer, _packets(_H264, _H264_KEYFRAME, 100, 3000))
+    idr_only = b"\x00\x00\x00\x01\x65\x88" + bytes(3000)
+
+    lost, frames = _feed(buffer, _packets(_H264, idr_only, 104, 6000))
+
+    assert not lost and frames == [idr_only]
+
+
+def test_receiver_nack_window_follows_the_jitter_buffer(transceiver):
+    from aiortc.rtcrtpreceiver import NackGenerator
+    from aiortc.rtp import RtpPacket
+
+    receiver = transceiver.receiver
+    handle = _source(RTCRtpReceiver._handle_rtp_packet)
+    assert "self.__nack_generator.add(packet)" in handle
+    assert "sorted(self.__nack_generator.missing)" in handle
+    assert "self.truncate()" in _source(NackGenerator.add)
+    assert "RTP_HISTORY_SIZE" in _source(NackGenerator.truncate)
+    assert isinstance(receiver._RTCRtpReceiver__nack_generator, NackGenerator)
+
+    aiortc_hooks.replace_jitter_buffer(
+        receiver, aiortc_hooks.MarkerJitterBuffer(capacity=256, is_video=True)
+    )
+    generator = receiver._RTCRtpReceiver__nack_generator
+    generator.add(RtpPacket(sequence_number=1000))
+    generator.add(RtpPacket(sequence_number=1002))  # 1001 is missing
+    generator.add(RtpPacket(sequence_number=1002 + 200))  # aiortc forgets 1001 past 128
+
+    assert 1001 in generator.missing
+    generator.add(RtpPacket(sequence_number=1002 + 300))
+    assert 1001 not in generator.missing  # the jitter buffer has given up on it too
+
+
+def test_receiver_fills_its_codec_table_in_place_for_the_jitter_buffer(transceiver):
+    receiver = transceiver.receiver
+    assert "self.__codecs[codec.payloadType] = codec" in _source(RTCRtpReceiver.receive)
+    assert "codec = self.__codecs.get(packet.payload_type)" in _source(
+        RTCRtpReceiver._handle_rtp_packet
+    )
+    buffer = aiortc_hooks.MarkerJitterBuffer(capacity=256, is_video=True)
+
+    aiortc_hooks.replace_jitter_buffer(receiver, buffer)
+
+    assert buffer.codecs is receiver._RTCRtpReceiver__codecs
 
 
 def test_audio_pass_through_releases_every_packet_and_drops_late_ones():

@@ -6,7 +6,13 @@ import asyncio
 
 import pytest
 
-from live.keyframes import KeyframeRequester, is_h264_keyframe, is_vp8_keyframe
+from live.keyframes import (
+    KeyframeRequester,
+    h264_dimensions,
+    is_h264_keyframe,
+    is_vp8_keyframe,
+    vp8_dimensions,
+)
 from tests.live.conftest import in_order_with_few_gaps
 
 
@@ -94,9 +100,82 @@ async def test_keyframe_requests_are_rate_limited_and_retried():
     assert requester.requests == 6
 
 
+def test_pli_unanswered_before_the_first_keyframe_is_repeated_at_the_rate_limit():
+    now = [0.0]
+    sent = []
+    requester = KeyframeRequester(
+        lambda: sent.append(now[0]), min_interval=0.5, retry_after=1.0, clock=lambda: now[0]
+    )
+    requester.request()  # e.g. before the publisher's first packet
+    now[0] = 0.3
+    requester.request()  # its keyframe may still come
+
+    now[0] = 0.6
+    requester.request()  # none came (the stream's first keyframe was lost)
+
+    assert sent == [0.0, 0.6]
+    requester.keyframe_seen()
+    now[0] = 1.2
+    requester.request()
+    now[0] = 1.8
+    requester.request()  # from the first keyframe on: unanswered for 0.6 s, waits
+    assert sent == [0.0, 0.6, 1.2]
+    requester.close()
+
+
+# RFC 6386 9.1: frame tag (key frame, show_frame, first partition size), start code,
+# 14-bit width and height. 320x240.
+VP8_KEYFRAME = b"\x50\x42\x00\x9d\x01\x2a\x40\x01\xf0\x00" + bytes(20)
+VP8_DELTA = b"\x31\x02\x00" + bytes(20)
+# Annex-B as aiortc's depayloader writes it: SPS (Constrained Baseline 320x240), PPS, IDR
+H264_SPS = b"\x00\x00\x00\x01\x67\x42\xc0\x1e\xda\x05\x07\xc4"
+H264_PPS = b"\x00\x00\x00\x01\x68\xce\x3c\x80"
+H264_IDR = b"\x00\x00\x00\x01\x65\x88\x84" + bytes(20)
+H264_DELTA = b"\x00\x00\x00\x01\x41\x9a" + bytes(20)
+
+
 def test_keyframes_are_recognised_in_vp8_and_h264_frames():
-    assert is_vp8_keyframe(b"\x10\x02\x00\x9d\x01\x2a")
-    assert not is_vp8_keyframe(b"\x31\x02\x00")
-    assert is_h264_keyframe(b"\x00\x00\x00\x01\x67\x42\x00\x00\x00\x01\x68\x00\x00\x01\x65\x88")
-    assert is_h264_keyframe(b"\x00\x00\x01\x65\x88")
-    assert not is_h264_keyframe(b"\x00\x00\x00\x01\x41\x9a")
+    assert is_vp8_keyframe(VP8_KEYFRAME)
+    assert not is_vp8_keyframe(VP8_DELTA)
+    assert is_h264_keyframe(H264_SPS + H264_PPS + H264_IDR)
+    assert not is_h264_keyframe(H264_DELTA)
+
+
+def test_keyframe_headers_give_the_frame_size():
+    assert vp8_dimensions(VP8_KEYFRAME) == (320, 240)
+    assert h264_dimensions(H264_SPS + H264_PPS + H264_IDR) == (320, 240)
+
+
+@pytest.mark.parametrize("lost", [1, 3, 6, 10], ids=lambda n: f"{n}_bytes")
+def test_vp8_keyframe_that_lost_its_head_is_not_a_keyframe(lost):
+    # what is left when the first RTP packet was lost: the rest of the frame, whose
+    # first byte has the key-frame bit clear by chance half the time
+    headless = VP8_KEYFRAME[lost:]
+
+    assert not is_vp8_keyframe(headless)
+    assert vp8_dimensions(headless) is None
+
+
+def test_vp8_frame_with_a_key_frame_bit_but_no_start_code_is_not_a_keyframe():
+    assert not is_vp8_keyframe(b"\x50\x42\x00" + bytes(20))
+    assert not is_vp8_keyframe(VP8_KEYFRAME[:9])  # too short to hold the size
+    assert not is_vp8_keyframe(b"")
+
+
+def test_vp8_keyframe_of_size_zero_gives_no_frame_size():
+    assert vp8_dimensions(VP8_KEYFRAME[:6] + bytes(4)) is None
+
+
+@pytest.mark.parametrize(
+    "access_unit",
+    [H264_IDR, H264_PPS + H264_IDR, H264_SPS + H264_IDR, H264_SPS + H264_PPS],
+    ids=["idr_alone", "without_sps", "without_pps", "parameter_sets_without_idr"],
+)
+def test_h264_access_unit_without_sps_pps_and_idr_is_not_a_keyframe(access_unit):
+    assert not is_h264_keyframe(access_unit)
+
+
+def test_h264_idr_without_its_sps_gives_no_frame_size():
+    assert h264_dimensions(H264_PPS + H264_IDR) is None
+    assert h264_dimensions(b"\x00\x00\x00\x01\x67\x42") is None  # truncated SPS
+
