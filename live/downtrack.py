@@ -11,9 +11,10 @@ from __future__ import annotations
 import socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Protocol
 
 from aiortc.rtp import (
+    RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
@@ -22,6 +23,7 @@ from aiortc.rtp import (
     RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSrPacket,
+    unpack_remb_fci,
 )
 
 from live.aiortc_hooks import DatagramPath
@@ -30,6 +32,16 @@ from live.sender_reports import source_description
 
 if TYPE_CHECKING:
     from live.track_fanout import TrackFanout
+
+
+class Feedback(Protocol):
+    """What a viewer's RTCP says about its link, for whoever picks its layer."""
+
+    def on_receiver_report(self, downtrack: "DownTrack", fraction_lost: float) -> None: ...
+
+    def on_nack(self, downtrack: "DownTrack", packets: int) -> None: ...
+
+    def on_remb(self, downtrack: "DownTrack", bitrate: float) -> None: ...
 
 # UDP segmentation offload (Linux >= 4.18): a frame's packets to one viewer, all the
 # same size but the last, go out in one sendmsg() and the kernel (or the NIC) splits
@@ -91,6 +103,7 @@ class DownTrack:
         "nacks",
         "retransmits",
         "failed",
+        "feedback",
         "_protect_rtcp",
         "_sdes",
         "_on_heard",
@@ -118,6 +131,9 @@ class DownTrack:
         self.nacks = 0
         self.retransmits = 0
         self.failed = False
+        # Simulcast: told of the viewer's REMB, receiver reports and NACKs (the layer
+        # choice); None for a single-layer track.
+        self.feedback: Optional[Feedback] = None
         self._protect_rtcp = srtp.protect_rtcp
         self._sdes = source_description(track.ssrc, cname)
         self._on_heard = on_heard
@@ -169,19 +185,30 @@ class DownTrack:
     async def handle_rtcp(self, packet: AnyRtcpPacket) -> None:
         """Installed as the aiortc sender's ``_handle_rtcp_packet`` (aiortc_hooks)."""
         self._on_heard()
+        feedback = self.feedback
         if isinstance(packet, (RtcpRrPacket, RtcpSrPacket)):
             ssrc = self.track.ssrc
             for report in packet.reports:
                 if report.ssrc == ssrc:
                     self.fraction_lost = report.fraction_lost
+                    if feedback is not None:
+                        feedback.on_receiver_report(self, report.fraction_lost / 256)
         elif isinstance(packet, RtcpRtpfbPacket):
             if packet.fmt == RTCP_RTPFB_NACK:
                 self.nacks += 1
                 for sequence_number in packet.lost:
                     self.retransmit(sequence_number)
+                if feedback is not None:
+                    feedback.on_nack(self, len(packet.lost))
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.track.viewer_lost_picture()
+            elif packet.fmt == RTCP_PSFB_APP and feedback is not None and packet.fci[:4] == b"REMB":
+                try:
+                    bitrate, _ = unpack_remb_fci(packet.fci)
+                except Exception:
+                    return  # a malformed REMB is ignored
+                feedback.on_remb(self, bitrate)
 
     def mark_started(self, first_sequence: int) -> None:
         self.first_sequence = first_sequence

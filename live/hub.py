@@ -49,6 +49,7 @@ from live.keyframes import DEFAULT_MIN_INTERVAL
 from live.publisher import Publisher, SendOffer
 from live.recorder import Recorder, recording_suffix
 from live.sdp import Offer, accepts, parse_offer
+from live.simulcast import SimulcastTrack
 from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 from live.viewer import Viewer
 
@@ -120,7 +121,7 @@ class _Show:
         self.edge = edge  # pulled from an origin: no events, no recording
         self.publisher: Optional[Publisher] = None  # None while reconnecting
         # The show's tracks and recording outlive any one publisher (resume).
-        self.tracks: dict[str, TrackFanout] = {}
+        self.tracks: dict[str, Union[TrackFanout, SimulcastTrack]] = {}
         self.recorder: Optional[Recorder] = None
         self.lost_at: Optional[float] = None  # reconnecting since (monotonic)
         self.lost_reason: EndReason = "ice_failed"
@@ -232,10 +233,12 @@ class LiveHub:
         show.ready.set()
         return Session(show.session_id, show_id, answer, "publisher")
 
-    async def play(self, show_id: int, offer_sdp: str) -> Session:
+    async def play(self, show_id: int, offer_sdp: str, *, max_quality: Optional[int] = None) -> Session:
         """Join a live show as a viewer (WHEP); a reconnecting show too (the picture
-        comes when the publisher is back). Raises ShowNotLive, BadOffer or
-        RelayUnavailable (no free port in ``udp_ports``)."""
+        comes when the publisher is back). ``max_quality`` caps a simulcast show's
+        layer for this viewer (0 the smallest picture; None: whatever its link
+        carries). Raises ShowNotLive, BadOffer or RelayUnavailable (no free port in
+        ``udp_ports``)."""
         show = self._shows.get(show_id)
         if show is None or show.ending or not show.tracks or not show.ready.is_set():
             raise ShowNotLive(f"show {show_id} is not live")
@@ -254,6 +257,7 @@ class LiveHub:
             ice_servers=self._ice_servers,
             ice_sockets=self._ice_sockets,
             on_gone=lambda gone, reason: self._viewer_gone(show, gone, reason),
+            max_quality=max_quality,
         )
         show.viewers[viewer.session_id] = viewer
         try:
@@ -323,6 +327,15 @@ class LiveHub:
             raise UnknownSession(f"no session {session_id} on show {show_id}")
         await viewer.close()
 
+    def set_quality(self, show_id: int, session_id: str, max_quality: Optional[int]) -> None:
+        """A viewer's quality choice (the watch page's data saver). Raises
+        UnknownSession."""
+        show = self._shows.get(show_id)
+        viewer = show.viewers.get(session_id) if show is not None else None
+        if viewer is None:
+            raise UnknownSession(f"no viewer session {session_id} on show {show_id}")
+        viewer.set_max_quality(max_quality)
+
     async def end(self, show_id: int) -> bool:
         """End a show published here, whatever its state (the host's End button when
         the page no longer holds the WHIP session). False if the hub has no such show."""
@@ -365,6 +378,10 @@ class LiveHub:
                     waiting=track.waiting,
                     worst_viewer_loss=track.worst_viewer_loss(),
                 )
+                if isinstance(track, SimulcastTrack):
+                    tracks[kind]["layers"] = track.layer_stats()
+                    if show.publisher is not None:
+                        tracks[kind].update(show.publisher.ingest_counters())
                 waiting += track.waiting
                 if track.keyframes is not None:
                     _add(totals, _keyframe_counters(track))
@@ -407,6 +424,7 @@ class LiveHub:
             "keyframe_requests_total": totals.get("keyframe_requests", 0),
             "plis_sent_total": totals.get("plis_sent", 0),
             "drops_total": totals.get("drops", 0),
+            "layer_switches_total": totals.get("layer_switches", 0),
             "recording_drops_total": totals.get("recording_drops", 0),
             # per live show: viewers and per-track counters
             "shows": shows,
@@ -594,9 +612,7 @@ class LiveHub:
                     continue
             use_publisher_clock = all(t.clock.has_publisher_report for t in show.tracks.values())
             for track in show.tracks.values():
-                track.send_sender_reports(now, use_publisher_clock=use_publisher_clock)
-                if (track.waiting or track.needs_keyframe) and track.keyframes is not None:
-                    track.keyframes.request()  # repeats a PLI the publisher did not answer
+                track.tick(now, use_publisher_clock=use_publisher_clock)
             for viewer in list(show.viewers.values()):
                 # Viewers may fall silent while there is no media to report on; a dead
                 # one's ICE consent still fails and reaps it.

@@ -23,7 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from aiortc import (
     RTCConfiguration,
@@ -44,13 +44,18 @@ from live.keyframes import DEFAULT_MIN_INTERVAL, KeyframeRequester
 from live.recorder import Recorder
 from live.sdp import (
     Offer,
+    SimulcastOffer,
+    accepted_extensions,
     answer_offer,
     local_capability,
     parse_offer,
     refused_as,
     relayable_capabilities,
     rtx_capability,
+    simulcast_answer,
 )
+from live.simulcast import SimulcastTrack
+from live.simulcast_ingest import SimulcastIngest
 from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 
 logger = logging.getLogger(__name__)
@@ -63,6 +68,13 @@ VIDEO_JITTER_PACKETS = 256
 
 # An edge's WHEP exchange with its origin: takes the SDP offer, returns the answer.
 SendOffer = Callable[[str], Awaitable[str]]
+
+# A simulcast publisher's first bandwidth estimate (kbit/s, x-google-start-bitrate): the
+# studio's three layers (1.5 M + 500 k + 150 k) and audio. Without it Chromium starts
+# near 300 kbit/s and its top layer took over 20 s to start (measured).
+SIMULCAST_START_KBPS = 2300
+
+VideoTrack = Union[TrackFanout, SimulcastTrack]
 
 
 class Publisher:
@@ -77,14 +89,16 @@ class Publisher:
         spawn: Callable[[Coroutine[Any, Any, Any]], Any],
         keyframe_interval: float = DEFAULT_MIN_INTERVAL,
         replay_window: float = DEFAULT_REPLAY_WINDOW,
-        resume: Optional[tuple[dict[str, TrackFanout], Optional[Recorder]]] = None,
+        resume: Optional[tuple[dict[str, VideoTrack], Optional[Recorder]]] = None,
     ) -> None:
         self.show_id = show_id
         # the tracks this connection feeds (on resume: those of the show's it sends)
-        self.tracks: dict[str, TrackFanout] = {}
+        self.tracks: dict[str, VideoTrack] = {}
         self.recorder: Optional[Recorder] = resume[1] if resume else None
         # resuming: the show's tracks by kind, which this publisher must feed as they are
-        self._inherited: Optional[dict[str, TrackFanout]] = dict(resume[0]) if resume else None
+        self._inherited: Optional[dict[str, VideoTrack]] = dict(resume[0]) if resume else None
+        self._simulcast: Optional[SimulcastOffer] = None
+        self._ingest: Optional[SimulcastIngest] = None
         self.last_media = time.monotonic()
         self.codec_switches = 0
         self._recording_path = recording_path
@@ -94,7 +108,8 @@ class Publisher:
         self._replay_window = replay_window
         self._offer: Optional[Offer] = None
         self._closed = False
-        self._keyframe_sources: dict[str, Callable[[], None]] = {}
+        # the keyframe-request routes this connection gave tracks, withdrawn at close
+        self._sources: list[tuple[TrackFanout, Callable[[], None]]] = []
         self._ice_sockets = ice_sockets
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.pc.on("track", self._on_track)
@@ -103,6 +118,9 @@ class Publisher:
     async def negotiate(self, offer: Offer) -> str:
         """Apply the publisher's offer; return the SDP answer."""
         self._offer = offer
+        video = offer.first("video")
+        self._simulcast = video.simulcast if video is not None else None
+        self._check_resume_layers()
         for media in offer.media:
             if media.kind in (t.kind for t in self.pc.getTransceivers()):
                 continue  # one track per kind is relayed
@@ -119,11 +137,39 @@ class Publisher:
                 preferences.append(rtx)
             transceiver = self.pc.addTransceiver(media.kind, direction="recvonly")
             transceiver.setCodecPreferences(preferences)
-        await answer_offer(self.pc, offer, self._ice_sockets.apply if self._ice_sockets else None)
+        await answer_offer(self.pc, offer, self._before_answer)
         if not self.tracks:
             raise BadOffer("the offer has no audio or video the relay can receive")
         self._start_recording()
-        return self.pc.localDescription.sdp
+        answer = self.pc.localDescription.sdp
+        if self._simulcast is not None and "video" in self.tracks:
+            video = offer.first("video")
+            answer = simulcast_answer(answer, video.mid if video else None, self._simulcast, SIMULCAST_START_KBPS)
+        return answer
+
+    def ingest_counters(self) -> dict[str, int]:
+        """A simulcast publisher's dropped packets (unknown rid, unbound, RTX first)."""
+        return self._ingest.counters() if self._ingest is not None else {}
+
+    def _before_answer(self, pc: RTCPeerConnection) -> None:
+        if self._ice_sockets is not None:
+            self._ice_sockets.apply(pc)
+        video = self._offer.first("video") if self._offer is not None else None
+        if self._simulcast is not None and video is not None:
+            extensions = accepted_extensions(video)
+            for transceiver in pc.getTransceivers():
+                if transceiver.kind == "video":
+                    aiortc_hooks.accept_header_extensions(transceiver, extensions)
+
+    def _check_resume_layers(self) -> None:
+        """A resumed show keeps its viewers' layers: the same number of them."""
+        inherited = self._inherited.get("video") if self._inherited is not None else None
+        if inherited is None:
+            return
+        layers = len(inherited.layers) if isinstance(inherited, SimulcastTrack) else 1
+        offered = len(self._simulcast.rids) if self._simulcast is not None else 1
+        if layers != offered:
+            raise BadOffer(f"resume the show with {layers} video layer(s), as it was published")
 
     def _codec_for(
         self, kind: str, offered: tuple[RTCRtpCodecParameters, ...]
@@ -183,9 +229,11 @@ class Publisher:
         publisher carries them on): whoever owns the show closes those."""
         if not self._closed:
             self._closed = True  # no frame from this connection reaches a track now
-            for track in self.tracks.values():
-                if track.source is self._keyframe_sources.get(track.kind):
+            for track, source in self._sources:
+                if track.source is source:
                     track.source = None
+            if self._ingest is not None:
+                self._ingest.close()
         await self.pc.close()
 
     # --- aiortc events --------------------------------------------------------------
@@ -210,6 +258,10 @@ class Publisher:
             return
         media = self._offer.first(kind) if self._offer else None
         media_ssrc = media.ssrc if media else None
+        if kind == "video" and self._simulcast is not None:
+            assert codec.payloadType is not None
+            self._receive_layers(transceiver, capability, codec.payloadType, inherited)
+            return
 
         source: Optional[Callable[[], None]] = None
         if kind == "video":
@@ -240,7 +292,7 @@ class Publisher:
                     fanout.ask_source, min_interval=self._keyframe_interval
                 )
         if source is not None:
-            self._keyframe_sources[kind] = source
+            self._sources.append((fanout, source))
             fanout.source = source
             if inherited is not None and fanout.keyframes is not None:
                 fanout.keyframes.request()  # a picture for the viewers who were waiting
@@ -250,6 +302,75 @@ class Publisher:
             receiver, lambda packet: self._on_sender_report(fanout, media_ssrc, packet)
         )
         aiortc_hooks.tap_encoded_frames(receiver, self._frame_sink(fanout))
+
+    def _receive_layers(
+        self,
+        transceiver: RTCRtpTransceiver,
+        capability: Any,
+        payload_type: int,
+        inherited: Optional[VideoTrack],
+    ) -> None:
+        """Simulcast video: a receive path per layer (SimulcastIngest) feeding a
+        SimulcastTrack (new, or the show's on resume)."""
+        assert self._simulcast is not None
+        receiver = transceiver.receiver
+        rids = self._simulcast.rids
+        if isinstance(inherited, SimulcastTrack):
+            track = inherited
+            track.resume()
+        else:
+            track = SimulcastTrack(
+                capability=capability,
+                payload_type=payload_type,
+                ssrc=random.getrandbits(32),
+                rids=rids,
+                keyframe_interval=self._keyframe_interval,
+                replay_window=self._replay_window,
+            )
+        send_pli = receiver._send_rtcp_pli
+        ingest = SimulcastIngest(
+            rids,
+            aiortc_hooks.receiver_codecs(receiver),
+            on_frame=self._layer_sink(track),
+            on_picture_loss=lambda index: track.layers[index].publisher_lost_packets(),
+            send_rtcp=aiortc_hooks.send_receiver_rtcp(receiver),
+            rtcp_ssrc=lambda: aiortc_hooks.receiver_rtcp_ssrc(receiver),
+            spawn=self._spawn,
+        )
+        self._ingest = ingest
+        aiortc_hooks.route_rtp_packets(receiver, ingest.handle_rtp)
+        aiortc_hooks.tap_encoded_frames(receiver, lambda item: None)  # never decode
+        aiortc_hooks.observe_sender_reports(
+            receiver, lambda packet: self._on_layer_report(track, ingest, packet)
+        )
+        for index, layer in enumerate(track.layers):
+            source = self._layer_keyframe_source(ingest, index, send_pli)
+            self._sources.append((layer, source))
+            layer.source = source
+            if inherited is not None and layer.keyframes is not None:
+                layer.keyframes.request()
+        ingest.start()
+        self.tracks["video"] = track
+
+    def _layer_keyframe_source(
+        self, ingest: SimulcastIngest, index: int, send_pli: Callable[[int], Awaitable[None]]
+    ) -> Callable[[], None]:
+        return lambda: self._spawn(ingest.request_keyframe(index, send_pli))
+
+    def _layer_sink(self, track: SimulcastTrack) -> Callable[[int, bytes, int, float], None]:
+        def sink(index: int, frame: bytes, timestamp: int, now: float) -> None:
+            if self._closed:
+                return
+            self.last_media = now
+            track.on_layer_frame(index, frame, timestamp, now)
+
+        return sink
+
+    def _on_layer_report(self, track: SimulcastTrack, ingest: SimulcastIngest, packet: RtcpSrPacket) -> None:
+        index = ingest.sender_report(packet)
+        if index is not None:
+            info = packet.sender_info
+            track.layer_report(index, info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
 
     def _frame_sink(
         self, fanout: TrackFanout

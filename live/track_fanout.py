@@ -66,7 +66,7 @@ class TrackFanout:
         self._timestamp_offset = 0
         self._rebase = False
         self._last_timestamp: Optional[int] = None  # last frame forwarded, as sent
-        self._last_frame_at = 0.0
+        self._last_frame_at = -math.inf
         # counters
         self.frames = 0
         self.keyframes_seen = 0
@@ -81,12 +81,14 @@ class TrackFanout:
 
     # --- viewers --------------------------------------------------------------------
 
-    def attach(self, downtrack: DownTrack) -> None:
-        """Start sending to a viewer whose DTLS is up."""
+    def attach(self, downtrack: DownTrack, *, replay: bool = True) -> None:
+        """Start sending to a viewer whose DTLS is up. ``replay=False``: not from the
+        last keyframe in the history, only from the next one (a simulcast viewer
+        switching layers has seen later pictures than that keyframe)."""
         if self.kind != "video":
             downtrack.mark_started(self.packetizer.sequence_number)
             self._add(downtrack)
-        elif not self._replay_last_keyframe(downtrack):
+        elif not (replay and self._replay_last_keyframe(downtrack)):
             self._waiting.append(downtrack)
             if self.keyframes is not None:
                 self.keyframes.request()
@@ -108,8 +110,34 @@ class TrackFanout:
         self._closed_retransmits += downtrack.retransmits
         self._closed_nacks += downtrack.nacks
 
+    def cancel_wait(self, downtrack: DownTrack) -> None:
+        """A viewer that was to start at this track's next keyframe no longer will (a
+        simulcast viewer that changed its target layer before it came)."""
+        if downtrack in self._waiting:
+            self._waiting.remove(downtrack)
+
     def downtracks(self) -> list[DownTrack]:
         return [d for group in self._groups.values() for d in group]
+
+    @property
+    def last_frame_at(self) -> float:
+        """When a frame was last forwarded (monotonic; -inf before the first)."""
+        return self._last_frame_at
+
+    @property
+    def timestamp_offset(self) -> int:
+        return self._timestamp_offset
+
+    @property
+    def rebasing(self) -> bool:
+        """Resumed, and the new publisher's first frame has not come yet."""
+        return self._rebase
+
+    def map_timestamps(self, offset: int) -> None:
+        """Shift this track's timestamps onto another timeline from now on (a simulcast
+        layer onto its reference layer)."""
+        self._timestamp_offset = offset
+        self._rebase = False
 
     @property
     def waiting(self) -> int:
@@ -271,6 +299,13 @@ class TrackFanout:
                 downtrack.fail(error)
 
     # --- RTCP -----------------------------------------------------------------------
+
+    def tick(self, now: float, *, use_publisher_clock: bool) -> None:
+        """The hub's housekeeping: Sender Reports, and a keyframe request repeated while
+        viewers wait or video is held (a PLI the publisher did not answer)."""
+        self.send_sender_reports(now, use_publisher_clock=use_publisher_clock)
+        if (self._waiting or self._needs_keyframe) and self.keyframes is not None:
+            self.keyframes.request()
 
     def send_sender_reports(self, now: float, *, use_publisher_clock: bool) -> None:
         mapping = self.clock.mapping(now, use_publisher=use_publisher_clock)

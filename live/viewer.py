@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Optional, Union
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
 from aiortc.rtcrtpparameters import RTCRtpSendParameters
@@ -18,6 +18,7 @@ from aiortc.rtp import AnyRtcpPacket
 
 from live import aiortc_hooks
 from live.downtrack import DownTrack
+from live.simulcast import LayeredDownTrack, SimulcastTrack
 from live.ice_sockets import IceSockets
 from live.sdp import Offer, answer_offer
 from live.track_fanout import TrackFanout
@@ -34,14 +35,17 @@ class Viewer:
         ice_servers: list[RTCIceServer],
         ice_sockets: IceSockets | None = None,
         on_gone: Callable[["Viewer", str], None],
+        max_quality: Optional[int] = None,
     ) -> None:
         self.session_id = session_id
+        # Simulcast: the highest layer this viewer may get (0 the smallest; None any).
+        self.max_quality = max_quality
         self.show_id = show_id
         self.downtracks: dict[str, DownTrack] = {}
         self.created_at = time.monotonic()
         self.last_heard = self.created_at  # last RTCP from the viewer
         self.closed = False
-        self._tracks: dict[str, TrackFanout] = {}
+        self._tracks: dict[str, Union[TrackFanout, SimulcastTrack]] = {}
         # per DTLS transport (one when bundled): the transport, its ICE pair, the path
         self._paths: dict[int, tuple[Any, Any, aiortc_hooks.DatagramPath]] = {}
         self._transport_of: dict[str, int] = {}
@@ -50,7 +54,7 @@ class Viewer:
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=list(ice_servers)))
         self.pc.on("connectionstatechange", self._on_connection_state)
 
-    async def negotiate(self, offer: Offer, tracks: dict[str, TrackFanout]) -> str:
+    async def negotiate(self, offer: Offer, tracks: dict[str, Union[TrackFanout, SimulcastTrack]]) -> str:
         """Answer the viewer's offer with the given show tracks; return the SDP answer."""
         self._tracks = tracks
         for kind, track in tracks.items():
@@ -86,8 +90,9 @@ class Viewer:
             path = known[2]
             payload_type = parameters.codecs[0].payloadType
             assert payload_type is not None
-            downtrack = DownTrack(
-                track,
+            layered = isinstance(track, SimulcastTrack)
+            downtrack = (LayeredDownTrack if layered else DownTrack)(
+                track,  # type: ignore[arg-type]
                 payload_type=payload_type,
                 cname=parameters.rtcp.cname or "livemall",
                 srtp=aiortc_hooks.srtp_protector(transport),
@@ -101,7 +106,18 @@ class Viewer:
             return
         self.downtracks[kind] = downtrack
         self._transport_of[kind] = id(transport)
-        track.attach(downtrack)
+        if isinstance(track, SimulcastTrack):
+            track.attach(downtrack, cap=self.max_quality)
+        else:
+            track.attach(downtrack)
+
+    def set_max_quality(self, quality: Optional[int]) -> None:
+        """The viewer's quality choice, for a simulcast show (ignored otherwise)."""
+        self.max_quality = quality
+        for kind, downtrack in self.downtracks.items():
+            track = self._tracks.get(kind)
+            if isinstance(track, SimulcastTrack):
+                track.set_cap(downtrack, quality)
 
     def follow_ice(self) -> None:
         """Send to the pair ICE uses now, if the viewer nominated another one."""
@@ -145,8 +161,8 @@ class Viewer:
         if self.closed:
             return
         self.closed = True
-        for downtrack in self.downtracks.values():
-            downtrack.track.detach(downtrack)
+        for kind, downtrack in self.downtracks.items():
+            self._tracks[kind].detach(downtrack)  # a simulcast track: whichever layer
         await self.pc.close()
         for _, _, path in self._paths.values():
             path.close()

@@ -14,6 +14,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote
 
 from aiohttp import web
@@ -32,7 +33,7 @@ from web.errors import EXTRA, json_error, json_response
 from web.media_origin import ShowOrigins, was_forwarded
 from web.metrics import register_stats
 from web.turn import IceServer, ice_servers_for
-from web.validation import int_param
+from web.validation import Body, int_param, parse_body
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +181,29 @@ async def _pull(request: web.Request, show_id: int, origin: str) -> None:
     await request.app[HUB].pull(show_id, send_offer)
 
 
+QUALITIES = {"auto": None, "low": 0, "medium": 1, "high": 2}  # simulcast layer caps
+
+
+class QualityIn(Body):
+    max_quality: Literal["auto", "low", "medium", "high"]
+
+
+async def whep_quality(request: web.Request) -> web.Response:
+    """The watch page's data saver: cap the viewer's simulcast layer ("low" is the
+    smallest picture; "auto" lets the viewer's link decide). A single-layer show
+    accepts and ignores it. Like DELETE, the session id is the capability."""
+    show_id = int_param(request, "show_id")
+    body = await parse_body(request, QualityIn)
+    session_id = request.match_info["session_id"]
+    try:
+        request.app[HUB].set_quality(show_id, session_id, QUALITIES[body.max_quality])
+    except UnknownSession:
+        if origin := await _origin_elsewhere(request, show_id):
+            return await request.app[ORIGINS].forward(request, origin, await request.read())
+        raise
+    return web.Response(status=204)
+
+
 async def whep_stop(request: web.Request) -> web.Response:
     # The session id is an unguessable capability handed to the viewer in Location.
     # It starts with the name of the node serving it (an edge, or the origin), which
@@ -258,6 +282,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/shows/{show_id}/end", end_show)
     app.router.add_post("/whep/{show_id}", whep_play)
     app.router.add_delete("/whep/{show_id}/{session_id}", whep_stop)
+    app.router.add_put("/whep/{show_id}/{session_id}/quality", whep_quality)
     app.router.add_patch("/whep/{show_id}/{session_id}", trickle_not_supported)
     app.router.add_get("/recordings/{show_id}", recording)
     app.router.add_get("/api/ice-servers", ice_servers_json)

@@ -228,3 +228,18 @@ async def test_the_orphan_check_leaves_a_show_that_is_really_live(client, host_t
     await until_status(client, "live")
     assert await end_orphaned_shows(client.server.app) == []
     assert await show_status(client) == "live"
+
+
+async def test_a_viewer_sets_its_quality_on_its_whep_resource(client, host_token, publisher, viewer):
+    host = publisher()
+    await answer(host, await whip(client, host, host_token))
+    watcher = viewer()
+    location = await answer(watcher, await client.post(f"/whep/{SHOW}", data=await watcher.offer(), headers=SDP))
+
+    accepted = await client.put(f"{location}/quality", json={"max_quality": "low"})
+    unknown = await client.put(f"/whep/{SHOW}/n1.nope/quality", json={"max_quality": "low"})
+    invalid = await client.put(f"{location}/quality", json={"max_quality": "ultra"})
+
+    assert accepted.status == 204  # a single-layer show accepts it and has nothing to cap
+    assert unknown.status == 404 and (await unknown.json())["error"] == "unknown_session"
+    assert invalid.status in (400, 422)
