@@ -273,6 +273,32 @@ def viewer(peers: list[Any]) -> Callable[..., TestViewer]:
     return make
 
 
+@pytest.fixture
+def simulcast_publisher(peers: list[Any]) -> Callable[..., Any]:
+    """SimulcastPublisher(**options) (tests/live/simulcast_publisher.py), closed at the end."""
+    from tests.live.simulcast_publisher import SimulcastPublisher  # it imports this module
+
+    def make(**options: Any) -> SimulcastPublisher:
+        peer = SimulcastPublisher(**options)
+        peers.append(peer)
+        return peer
+
+    return make
+
+
+@pytest.fixture
+def layer_viewer(peers: list[Any]) -> Callable[..., Any]:
+    """A TestViewer that reads the counter at any layer's size (and records the sizes)."""
+    from tests.live.simulcast_publisher import LayerViewer
+
+    def make(**options: Any) -> LayerViewer:
+        peer = LayerViewer(**options)
+        peers.append(peer)
+        return peer
+
+    return make
+
+
 async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     """For hub state that no event announces (e.g. a reaped viewer): poll briefly."""
     loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ import av
 import pytest
 
 from live.errors import BadOffer, PublisherExists, ShowNotLive
-from live.hub import ShowEnded, ShowReconnecting, ShowResumed, ShowStarted
+from live.hub import ShowReconnecting, ShowResumed, ShowStarted
 from tests.live.conftest import eventually, read_counter
 
 GRACE = 20.0  # long enough that no test below runs into it by accident

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fractions
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import pytest
 from aiortc import sdp
@@ -415,26 +415,6 @@ def test_layer_counters_read_back_through_vp8_at_every_layer_size(size: tuple[in
 
 
 # --- SimulcastPublisher against today's relay (loopback network namespace) -----------
-
-
-@pytest.fixture
-def simulcast_publisher(peers: list[Any]) -> Callable[..., SimulcastPublisher]:
-    def make(**options: Any) -> SimulcastPublisher:
-        peer = SimulcastPublisher(**options)
-        peers.append(peer)
-        return peer
-
-    return make
-
-
-@pytest.fixture
-def layer_viewer(peers: list[Any]) -> Callable[..., LayerViewer]:
-    def make(**options: Any) -> LayerViewer:
-        peer = LayerViewer(**options)
-        peers.append(peer)
-        return peer
-
-    return make
 
 
 def test_the_publisher_sends_what_the_answer_receives() -> None:

@@ -3,8 +3,6 @@ aiortc peers (tests/live/simulcast_publisher.py sends layers as Chromium does)."
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
 from typing import Any
 
 import av
@@ -13,29 +11,9 @@ import pytest
 from live.errors import BadOffer
 from live.hub import ShowReconnecting
 from tests.live.conftest import eventually
-from tests.live.simulcast_publisher import LayerViewer, SimulcastPublisher
+
 
 BOTTOM, MIDDLE, TOP = (80, 45), (160, 90), (320, 180)
-
-
-@pytest.fixture
-def simulcast(peers: list[Any]):
-    def make(**options: Any) -> SimulcastPublisher:
-        peer = SimulcastPublisher(**options)
-        peers.append(peer)
-        return peer
-
-    return make
-
-
-@pytest.fixture
-def layer_viewer(peers: list[Any]):
-    def make() -> LayerViewer:
-        peer = LayerViewer()
-        peers.append(peer)
-        return peer
-
-    return make
 
 
 def layers(hub: Any, show: int) -> list[dict[str, Any]]:
@@ -47,8 +25,8 @@ async def every_layer_active(hub: Any, show: int = 1) -> None:
     await eventually(lambda: all(layer["active"] and layer["size"] for layer in layers(hub, show)))
 
 
-async def test_the_relay_answers_a_simulcast_offer_with_every_layer_and_receives_them(hub, simulcast):
-    source = simulcast()
+async def test_the_relay_answers_a_simulcast_offer_with_every_layer_and_receives_them(hub, simulcast_publisher):
+    source = simulcast_publisher()
     session = await source.publish(hub, 1)
 
     assert source.simulcast_accepted
@@ -58,8 +36,8 @@ async def test_the_relay_answers_a_simulcast_offer_with_every_layer_and_receives
     assert [tuple(layer["size"]) for layer in layers(hub, 1)] == [BOTTOM, MIDDLE, TOP]
 
 
-async def test_each_viewer_gets_one_layer_the_uncapped_one_the_top(hub, simulcast, layer_viewer):
-    await simulcast().publish(hub, 1)
+async def test_each_viewer_gets_one_layer_the_uncapped_one_the_top(hub, simulcast_publisher, layer_viewer):
+    await simulcast_publisher().publish(hub, 1)
     await every_layer_active(hub)
     full, saver = layer_viewer(), layer_viewer()
     await full.join(hub, 1)
@@ -76,8 +54,8 @@ async def test_each_viewer_gets_one_layer_the_uncapped_one_the_top(hub, simulcas
     assert all(b > a for a, b in zip(full.counters, full.counters[1:]))
 
 
-async def test_a_viewer_moved_between_layers_decodes_one_unbroken_stream(hub, simulcast, layer_viewer):
-    await simulcast().publish(hub, 1)
+async def test_a_viewer_moved_between_layers_decodes_one_unbroken_stream(hub, simulcast_publisher, layer_viewer):
+    await simulcast_publisher().publish(hub, 1)
     await every_layer_active(hub)
     watcher = layer_viewer()
     session = await watcher.join(hub, 1)
@@ -100,8 +78,8 @@ async def test_a_viewer_moved_between_layers_decodes_one_unbroken_stream(hub, si
     assert hub.stats()["layer_switches_total"] >= 4
 
 
-async def test_a_simulcast_show_is_recorded_from_its_largest_layer(hub, simulcast, layer_viewer, events):
-    session = await simulcast().publish(hub, 1)
+async def test_a_simulcast_show_is_recorded_from_its_largest_layer(hub, simulcast_publisher, layer_viewer, events):
+    session = await simulcast_publisher().publish(hub, 1)
     await every_layer_active(hub)
     watcher = layer_viewer()
     await watcher.join(hub, 1)
@@ -116,8 +94,8 @@ async def test_a_simulcast_show_is_recorded_from_its_largest_layer(hub, simulcas
         assert sum(1 for _ in container.decode(video=0)) >= 30
 
 
-async def test_packets_with_a_rid_the_answer_did_not_accept_are_dropped_and_counted(hub, simulcast, layer_viewer):
-    source = simulcast(
+async def test_packets_with_a_rid_the_answer_did_not_accept_are_dropped_and_counted(hub, simulcast_publisher, layer_viewer):
+    source = simulcast_publisher(
         layers=[("q", 80, 45), ("h", 160, 90), ("f", 320, 180), ("x", 320, 180)],
         send_unanswered_layers=True,
     )
@@ -130,9 +108,9 @@ async def test_packets_with_a_rid_the_answer_did_not_accept_are_dropped_and_coun
     assert hub.stats()["shows"][1]["tracks"]["video"]["simulcast_unknown_rid_packets"] > 0
 
 
-async def test_a_simulcast_show_resumes_under_the_same_viewers(make_hub, simulcast, layer_viewer, events):
+async def test_a_simulcast_show_resumes_under_the_same_viewers(make_hub, simulcast_publisher, layer_viewer, events):
     hub = make_hub(publisher_grace=20)
-    first = simulcast()
+    first = simulcast_publisher()
     await first.publish(hub, 1)
     watcher = layer_viewer()
     await watcher.join(hub, 1)
@@ -142,16 +120,16 @@ async def test_a_simulcast_show_resumes_under_the_same_viewers(make_hub, simulca
     await events.next(ShowReconnecting)
     decoded = len(watcher.counters)
     with pytest.raises(BadOffer, match="3 video layer"):
-        await simulcast(layers=[("q", 80, 45), ("f", 320, 180)]).publish(hub, 1)
-    await simulcast().publish(hub, 1)
+        await simulcast_publisher(layers=[("q", 80, 45), ("f", 320, 180)]).publish(hub, 1)
+    await simulcast_publisher().publish(hub, 1)
 
     await watcher.until(lambda: len(watcher.counters) >= decoded + 10, timeout=15)
     [stats] = [s for s in (await watcher.pc.getStats()).values() if s.type == "inbound-rtp" and s.kind == "video"]
     assert stats.packetsLost < 10
 
 
-async def test_lost_layer_packets_are_asked_for_again_on_that_layer(hub, simulcast, layer_viewer):
-    source = simulcast(textured=True)
+async def test_lost_layer_packets_are_asked_for_again_on_that_layer(hub, simulcast_publisher, layer_viewer):
+    source = simulcast_publisher(textured=True)
     await source.publish(hub, 1)
     watcher = layer_viewer()
     await watcher.join(hub, 1)
