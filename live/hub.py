@@ -567,7 +567,7 @@ class LiveHub:
                 recording = await show.recorder.close()
             except Exception:
                 logger.exception("show %s: finishing the recording failed", show.id)
-            if recording is None and show.announced:
+            if show.recorder.failed and show.announced:
                 self._recordings_failed += 1
                 logger.warning("show %s: the recording failed (%s)", show.id, show.recorder.error)
         if show.announced and not show.edge:

@@ -62,9 +62,11 @@ logger = logging.getLogger(__name__)
 
 # aiortc's video jitter buffer holds 512 packets: one publisher packet that NACK cannot
 # repair stalls every later frame until the buffer overflows, over 3 s at 1.5 Mbit/s.
-# 256 packets (~1.6 s at 1.5 Mbit/s) still holds the largest keyframes a 1080p
-# publisher sends; a frame larger than the buffer could never be reassembled.
-VIDEO_JITTER_PACKETS = 256
+# The capacity must be a power of two (aiortc's JitterBuffer). 256 packets lost 300 KB
+# keyframes (libwebrtc's 1200-byte packets) whole even on a clean link, since a frame
+# larger than the buffer can never be reassembled; 512 holds 600 KB, and bounds the
+# freeze after an unrepairable loss to ~3.4 s at 150 packets/s.
+VIDEO_JITTER_PACKETS = 512
 
 # An edge's WHEP exchange with its origin: takes the SDP offer, returns the answer.
 SendOffer = Callable[[str], Awaitable[str]]

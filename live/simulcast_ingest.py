@@ -43,7 +43,7 @@ from live.aiortc_hooks import MarkerJitterBuffer, NackWindow
 
 logger = logging.getLogger(__name__)
 
-JITTER_PACKETS = 256  # per layer, as for a single-layer publisher (live/publisher.py)
+JITTER_PACKETS = 512  # per layer, as for a single-layer publisher (live/publisher.py)
 REPORT_INTERVAL = 1.0  # seconds between receiver reports, randomised ±50 % like aiortc
 
 FrameSink = Callable[[int, bytes, int, float], None]
