@@ -15,8 +15,14 @@
 //                                          stallRejoinMs; not while the host is
 //                                          reconnecting (no media is expected then,
 //                                          and the relay keeps our session for them)
-import { Backoff } from './backoff.js';
-import { isTransient, play } from './webrtc.js';
+//
+// The viewer's quality choice (a cap on a simulcast show's layer) belongs to the
+// player, not to one session: every new session gets it right after its answer.
+import { Backoff, sleep } from './backoff.js';
+import { isTransient, play, setQuality } from './webrtc.js';
+
+/** The viewer's choices, best picture first after "auto" (the relay's own pick). */
+export const QUALITIES = ['auto', 'high', 'medium', 'low'];
 
 // Milliseconds; one object, so the browser tests can shorten them through the module.
 export const TIMING = {
@@ -28,6 +34,7 @@ export const TIMING = {
   stallRejoinMs: 12000,
   healthyMs: 10000, // playing this long resets the back-off (a flapping link keeps it)
   probeMs: 1000,
+  qualityRetryMs: 1000, // a quality PUT that got no answer or a 5xx, tried 3 times
 };
 
 /** Progress of the session's media: frames decoded (or, for a show without video,
@@ -74,6 +81,31 @@ export class LivePlayer {
     this.lastProgressAt = 0;
     this.playingSince = 0;
     this.joins = 0;
+    this.quality = 'auto'; // the viewer's cap on the layer (auto: the relay decides)
+    this.qualityApplied = null; // {location, quality} the relay last accepted
+  }
+
+  /** The viewer's quality choice: sent at once if a session is up, and after every
+   * join ("auto" is where a new session starts, so it needs no request then). */
+  setQuality(quality) {
+    if (!QUALITIES.includes(quality)) return;
+    this.quality = quality;
+    if (this.session) this.sendQuality(this.session);
+  }
+
+  async sendQuality(session) {
+    const quality = this.quality;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      if (attempt > 0) await sleep(TIMING.qualityRetryMs * 2 ** (attempt - 1));
+      if (session !== this.session || quality !== this.quality) return; // superseded
+      const response = await setQuality(session.location, quality);
+      if (response && response.ok) {
+        if (session === this.session) this.qualityApplied = { location: session.location, quality };
+        return;
+      }
+      // 4xx: the session is gone (the watchdog replaces it) or the choice is refused
+      if (response && response.status < 500 && response.status !== 429) return;
+    }
   }
 
   /** Follows the show's status: live and reconnecting hold a session, others drop it. */
@@ -125,6 +157,7 @@ export class LivePlayer {
       }
       this.session = session;
       this.joining = false;
+      if (this.quality !== 'auto') this.sendQuality(session);
       this.connectionChanged(generation, session.pc.connectionState);
     } catch (err) {
       if (generation !== this.generation) return; // our own teardown aborted it

@@ -4,12 +4,13 @@
 import { $, ackError, api, appendChat, chatItem, currentSegment, el, page, t } from './page.js';
 import { connectShow } from './realtime.js';
 import { Backoff, sleep } from './backoff.js';
-import { isTransient, leave, publish } from './webrtc.js';
+import { HttpError, isTransient, layersFor, leave, publish } from './webrtc.js';
 
 const preview = $('preview');
 const studio = {
   stream: null,
   publisher: null,
+  layers: null, // video layers the show was published with from this tab (a resume must match)
   resuming: null, // an AbortController while a resume runs (End aborts it)
   wake: null, // an AbortController that cuts a resume's back-off short
   lostCheck: null, // a timer after a "reconnecting" status (see show_status)
@@ -79,6 +80,9 @@ for (const select of [$('camera'), $('microphone')]) {
 // it publishes again (the relay holds a lost show "reconnecting" for a grace period
 // and resumes it under the same viewers). sessionStorage remembers, per tab, that this
 // tab was publishing the show, and the WHIP resource to DELETE when the host ends it.
+// A camera of 1280x720 or more publishes three layers (simulcast), a smaller one one;
+// the relay resumes a show only with as many layers as it was published with, so that
+// count is remembered too and every resume uses it, whatever the camera gives now.
 
 const PUBLISHING_KEY = `livemall.publishing.${page.show_id}`;
 const CONNECT_MS = 10000; // a publisher not connected by then is dropped and resumed
@@ -90,7 +94,7 @@ const HELD_GIVE_UP_MS = 30000;
 
 function remember(publisher) {
   try {
-    sessionStorage.setItem(PUBLISHING_KEY, JSON.stringify({ location: publisher.location }));
+    sessionStorage.setItem(PUBLISHING_KEY, JSON.stringify({ location: publisher.location, layers: publisher.layers }));
   } catch {
     // storage refused (private mode): only a reload loses the resume
   }
@@ -144,9 +148,35 @@ function setAir(status) {
   $('studio').dataset.publishing = studio.publisher ? 'true' : studio.resuming ? 'resuming' : 'false';
 }
 
+/** The number of video layers to offer: the show's own once this tab (or this tab
+ * before a reload) published it; otherwise what the camera allows. */
+function layersToOffer() {
+  if (studio.layers) return studio.layers;
+  const held = remembered();
+  if (held) return held.layers || 1; // stored before simulcast: one layer
+  return layersFor(studio.stream && studio.stream.getVideoTracks()[0]);
+}
+
+/** One WHIP publish with the right number of layers. Taking over a reconnecting show
+ * that this tab did not publish (OBS, a closed tab), the camera's count is a guess:
+ * if the relay refuses it (400 bad_offer: the show has the other count), the other
+ * count is tried once. */
+async function publishShow(signal) {
+  const layers = layersToOffer();
+  const options = { maxBitrate: page.max_bitrate, signal };
+  try {
+    return await publish(page.show_id, studio.stream, page.token, { ...options, layers });
+  } catch (err) {
+    const guessed = !studio.layers && !remembered() && studio.status === 'reconnecting';
+    if (!guessed || !(err instanceof HttpError) || err.status !== 400 || err.data.error !== 'bad_offer') throw err;
+    return publish(page.show_id, studio.stream, page.token, { ...options, layers: layers > 1 ? 1 : 3 });
+  }
+}
+
 /** This page's publisher from now on: watched, and remembered across a reload. */
 function adopt(publisher) {
   studio.publisher = publisher;
+  studio.layers = publisher.layers;
   remember(publisher);
   const { pc } = publisher;
   const lostUnlessConnected = () => {
@@ -186,7 +216,7 @@ $('go-live').addEventListener('click', async () => {
   $('go-live').disabled = true;
   $('air-status').textContent = t('going_live');
   try {
-    adopt(await publish(page.show_id, studio.stream, page.token, { maxBitrate: page.max_bitrate }));
+    adopt(await publishShow());
   } catch (err) {
     studio.publisher = null;
     showError(refusal(err));
@@ -213,10 +243,7 @@ async function resume() {
   for (let attempt = 1; !loop.signal.aborted; attempt += 1) {
     publishNote(t('resuming', { n: attempt }));
     try {
-      const publisher = await publish(page.show_id, studio.stream, page.token, {
-        maxBitrate: page.max_bitrate,
-        signal: loop.signal,
-      });
+      const publisher = await publishShow(loop.signal);
       if (loop.signal.aborted) {
         await publisher.stop().catch(() => {}); // the host pressed End meanwhile
         break;

@@ -3,7 +3,7 @@
 // stock and Buy / Request quote, the current segment, viewer count and Q&A.
 import { $, ackError, api, appendChat, chatItem, clearErrors, currentSegment, el, formatMoney, newKey, page, showErrors, t } from './page.js';
 import { connectShow } from './realtime.js';
-import { LivePlayer } from './playback.js';
+import { LivePlayer, QUALITIES } from './playback.js';
 
 const signedIn = Boolean(page.user);
 const video = $('video');
@@ -13,6 +13,7 @@ const view = {
   attempt: null, // {key, product_id, quantity}: one purchase attempt, one Idempotency-Key
   ordering: false,
   lastOrderId: null,
+  played: false, // the live video has played in this page (the quality menu shows from then)
 };
 
 // --- status and video -----------------------------------------------------------
@@ -43,7 +44,47 @@ function renderNote() {
 
 function showPlayback(state) {
   $('player').dataset.video = state;
+  if (state === 'playing') view.played = true;
   renderNote();
+  renderQuality();
+}
+
+// --- video quality (a simulcast show: the relay sends each viewer one of its layers) --
+//
+// "Auto" lets the relay pick by the viewer's link; High / Medium / Low cap it (Low is
+// the data saver). The choice is kept in localStorage for every show, and the player
+// sends it after every (re)join. A show published in one layer accepts and ignores it.
+
+const QUALITY_KEY = 'livemall.quality';
+const qualityMenu = $('quality');
+
+function storedQuality() {
+  try {
+    const stored = localStorage.getItem(QUALITY_KEY);
+    return QUALITIES.includes(stored) ? stored : 'auto';
+  } catch {
+    return 'auto';
+  }
+}
+
+function renderQuality() {
+  const control = $('quality-control');
+  if (!control) return;
+  // Once a picture has played, and while the show is on (a rejoin keeps it offered).
+  control.hidden = !(view.played && (view.status === 'live' || view.status === 'reconnecting'));
+}
+
+if (qualityMenu) {
+  qualityMenu.value = storedQuality();
+  player.setQuality(qualityMenu.value);
+  qualityMenu.addEventListener('change', () => {
+    try {
+      localStorage.setItem(QUALITY_KEY, qualityMenu.value);
+    } catch {
+      // storage refused (private mode): the choice holds for this page only
+    }
+    player.setQuality(qualityMenu.value);
+  });
 }
 
 function setStatus(status) {
@@ -65,6 +106,7 @@ function setStatus(status) {
     offerReplay();
   }
   renderNote();
+  renderQuality();
 }
 
 /** After the show ends live, a link to its replay once the recording is there. */

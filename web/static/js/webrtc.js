@@ -108,27 +108,87 @@ export async function play(showId, video, { onState = () => {}, signal } = {}) {
   };
 }
 
+/** Caps the layer a WHEP session receives from a simulcast show ("auto", "high",
+ * "medium" or "low"; a single-layer show ignores it). Resolves to the response, or
+ * null when the request could not be sent. */
+export function setQuality(location, quality) {
+  return fetch(`${location}/quality`, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ max_quality: quality }),
+  }).catch(() => null);
+}
+
+/** One full picture at `maxBitrate`; also what is left of a simulcast offer that
+ * the answer refused (the browser then keeps the first encoding: the quarter picture). */
 async function capBitrate(sender, maxBitrate) {
   const params = sender.getParameters();
   if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
-  for (const encoding of params.encodings) encoding.maxBitrate = maxBitrate;
+  for (const encoding of params.encodings) {
+    encoding.maxBitrate = maxBitrate;
+    if (encoding.scaleResolutionDownBy) encoding.scaleResolutionDownBy = 1;
+  }
   await sender.setParameters(params);
 }
 
-/** Publishes `stream` to a show over WHIP. The relay forwards the same bitrate to
- * every viewer (no simulcast), so the video is capped here. The same call resumes a
- * show whose publisher was lost (the relay holds it "reconnecting" for a while). */
-export async function publish(showId, stream, token, { maxBitrate = 1_500_000, signal } = {}) {
+// Simulcast (RFC 8853): three pictures of the camera, smallest first; the relay sends
+// each viewer the one its link carries (or the one it asked for). Each layer's
+// maxBitrate caps it, so no capBitrate then.
+export const SIMULCAST_LAYERS = [
+  { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+];
+// Below this capture Chromium sends fewer layers than it offers (at 640x360 its top
+// layer stays at 0 bytes), so a smaller camera publishes one layer.
+const SIMULCAST_MIN = { width: 1280, height: 720 };
+
+/** How many video layers to publish `track` with: 3 from a 1280x720 capture (either
+ * orientation) up, else 1. */
+export function layersFor(track) {
+  if (!track) return 1;
+  const { width = 0, height = 0 } = track.getSettings();
+  const long = Math.max(width, height);
+  const short = Math.min(width, height);
+  return long >= SIMULCAST_MIN.width && short >= SIMULCAST_MIN.height ? SIMULCAST_LAYERS.length : 1;
+}
+
+function addVideo(pc, track, stream, layers) {
+  if (layers > 1) {
+    try {
+      const sendEncodings = SIMULCAST_LAYERS.map((layer) => ({ ...layer }));
+      return { sender: pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], sendEncodings }).sender, layers: sendEncodings.length };
+    } catch {
+      // a browser without simulcast: one layer, as before
+    }
+  }
+  return { sender: pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }).sender, layers: 1 };
+}
+
+/** Publishes `stream` to a show over WHIP, with `layers` video layers (3: simulcast,
+ * see SIMULCAST_LAYERS; 1: one picture capped at `maxBitrate`, the relay forwarding
+ * that to every viewer). The same call resumes a show whose publisher was lost (the
+ * relay holds it "reconnecting" for a while): a resume must offer as many layers as
+ * the show was published with, or the relay answers 400 bad_offer. The result's
+ * `layers` says how many were offered (1 where the browser refused simulcast). */
+export async function publish(showId, stream, token, { maxBitrate = 1_500_000, layers = 1, signal } = {}) {
   const pc = new RTCPeerConnection({ iceServers: await iceServers() });
   const senders = {};
+  let offered = 0;
   for (const track of stream.getTracks()) {
-    senders[track.kind] = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }).sender;
+    if (track.kind === 'video') {
+      ({ sender: senders.video, layers: offered } = addVideo(pc, track, stream, layers));
+    } else {
+      senders[track.kind] = pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] }).sender;
+    }
   }
   const headers = { Authorization: `Bearer ${token}` };
   let location;
   try {
     location = await exchange(`/whip/${encodeURIComponent(showId)}`, pc, headers, signal);
-    if (senders.video) await capBitrate(senders.video, maxBitrate);
+    // A relay without simulcast answers without a=simulcast: one layer then.
+    if (offered > 1 && !/^a=simulcast:recv /m.test(pc.remoteDescription.sdp)) offered = 1;
+    if (senders.video && offered === 1) await capBitrate(senders.video, maxBitrate);
   } catch (err) {
     // No DELETE even if the relay made a resource: DELETE ends the show, while a
     // publisher that never connects only puts it in "reconnecting" for the next try.
@@ -139,6 +199,7 @@ export async function publish(showId, stream, token, { maxBitrate = 1_500_000, s
     pc,
     senders,
     location,
+    layers: offered,
     async replaceTrack(track) {
       const sender = senders[track.kind];
       if (sender) await sender.replaceTrack(track);
