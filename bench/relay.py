@@ -3,6 +3,7 @@
     /work/venv/bin/python bench/relay.py            # full run, ~4 minutes
     /work/venv/bin/python bench/relay.py --quick    # smaller, for a smoke test
     /work/venv/bin/python bench/relay.py --edge --no-baseline   # + an edge in front
+    /work/venv/bin/python bench/relay.py --simulcast --no-baseline   # + a simulcast publisher
 
 Re-executes itself in a private network namespace that has only loopback (127.0.0.1
 and 127.0.0.2), like ``tests/run``: aioice skips 127.0.0.1, so media flows over
@@ -27,6 +28,11 @@ inflate them; wall-clock figures are printed beside them):
   viewers that joined at that step (i.e. with the previous step's viewers connected)
 - latency: publisher send time of a frame (the publisher's RTP/NTP mapping, which the
   relay forwards in its SRs) -> arrival of its last packet at the viewer
+
+``--simulcast`` adds a run with bench/simulcast_source.py's publisher: the same 720p
+VP8 plus 640x360 and 320x180 layers, all precoded. A simulcast viewer receives one layer;
+lean viewers send no RTCP, so the relay keeps each on its first layer, the top one (the
+worst case for CPU). ``--profile`` then profiles that run's relay.
 
 ``--edge`` adds a run where the viewers play from a second relay process, an edge that
 pulls the show from the origin over WHEP (``LiveHub.pull``) on its first viewer: the
@@ -81,13 +87,35 @@ def ensure_loopback_namespace() -> None:
 # --- media -------------------------------------------------------------------------------
 
 
-def encode_media(path: Path) -> None:
+# The studio page's three simulcast layers (rid, width, height, bits/s), smallest first
+# as Chromium lists them; the top one is the single-layer publisher's picture and rate.
+SIMULCAST_LAYERS: tuple[tuple[str, int, int, int], ...] = (
+    ("q", 320, 180, 150_000),
+    ("h", 640, 360, 500_000),
+    ("f", WIDTH, HEIGHT, VIDEO_BITRATE),
+)
+
+
+def encode_media(path: Path, *, simulcast: bool = False, loop_keyframe: bool = True) -> None:
     """2 s of 720p VP8 at ~1.5 Mbit/s, an intra-coded version of every frame (to answer
     PLIs like a browser: a fresh keyframe, ~10x a delta frame), and 1 s of Opus.
 
     The picture is a textured background panning 4 px a frame with a 256x144 window of
     fresh noise, so delta frames cost bits like real video (white noise everywhere
-    would make 300 KB keyframes; a static picture would cost nothing)."""
+    would make 300 KB keyframes; a static picture would cost nothing).
+
+    ``simulcast``: also the studio's lower layers (``SIMULCAST_LAYERS``), each scaled
+    from the same 720p picture and encoded at its own rate, with intra versions too,
+    under ``"layers"`` (smallest first; the last is the 720p ``"video"``/``"keys"``).
+
+    ``loop_keyframe=False``: the looped frames hold no keyframe. By default the 2 s loop
+    starts with the encoder's first frame, a keyframe, so the publisher sends one every
+    2 s on every layer (which repairs any loss and lands any layer switch within 2 s);
+    a browser sends keyframes only when asked. Here the pictures are encoded twice and
+    the second pass, all delta frames, is looped: its first frame refers to the first
+    pass's last one and, looped, to its own last one, a near-identical picture (a
+    decoder cannot tell; the picture drifts a little in the noise window). The
+    publisher then starts with an intra frame and sends others only for PLIs."""
     import math
     import random
 
@@ -117,9 +145,9 @@ def encode_media(path: Path) -> None:
             luma[offset : offset + 256] = bytes(64 + (b >> 1) for b in noise[line * 256 : line * 256 + 256])
         return bytes(luma)
 
-    def encoder(bitrate: int) -> Any:
+    def encoder(width: int, height: int, bitrate: int) -> Any:
         codec = av.CodecContext.create("libvpx", "w")
-        codec.width, codec.height = WIDTH, HEIGHT
+        codec.width, codec.height = width, height
         codec.pix_fmt = "yuv420p"
         codec.bit_rate = bitrate
         codec.time_base = fractions.Fraction(1, FPS)
@@ -137,19 +165,29 @@ def encode_media(path: Path) -> None:
         }
         return codec
 
-    inter, intra = encoder(VIDEO_BITRATE), encoder(4 * VIDEO_BITRATE)
-    video, keys = [], []
-    for index in range(frames):
-        frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-        frame.planes[0].update(picture(index))
-        frame.planes[1].update(chroma)
-        frame.planes[2].update(chroma)
-        frame.pts = index
-        frame.time_base = inter.time_base
-        video.append(b"".join(bytes(p) for p in inter.encode(frame)))
-        frame.pict_type = av.video.frame.PictureType.I
-        keys.append(b"".join(bytes(p) for p in intra.encode(frame)))
-    keys[0] = video[0]  # the intra encoder's very first frame ignores its rate limit
+    sizes = SIMULCAST_LAYERS if simulcast else (("f", WIDTH, HEIGHT, VIDEO_BITRATE),)
+    coders = [(encoder(w, h, rate), encoder(w, h, 4 * rate)) for _, w, h, rate in sizes]
+    encoded: list[tuple[list[bytes], list[bytes]]] = [([], []) for _ in sizes]
+    passes = 1 if loop_keyframe else 2
+    for index in range(passes * frames):
+        full = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+        full.planes[0].update(picture(index % frames))
+        full.planes[1].update(chroma)
+        full.planes[2].update(chroma)
+        for (_, width, height, _), (inter, intra), (video, keys) in zip(sizes, coders, encoded):
+            frame = full if (width, height) == (WIDTH, HEIGHT) else full.reformat(width=width, height=height)
+            frame.pts = index
+            frame.time_base = inter.time_base
+            coded = b"".join(bytes(p) for p in inter.encode(frame))
+            frame.pict_type = av.video.frame.PictureType.I
+            key = b"".join(bytes(p) for p in intra.encode(frame))
+            if index >= (passes - 1) * frames:  # the looped pass
+                video.append(coded)
+                keys.append(key)
+    for video, keys in encoded:
+        if loop_keyframe:
+            keys[0] = video[0]  # the intra encoder's very first frame ignores its rate limit
+        assert loop_keyframe or not any(frame[0] & 1 == 0 for frame in video), "a keyframe in the loop"
 
     opus = av.CodecContext.create("libopus", "w")
     opus.sample_rate, opus.layout, opus.format = 48000, "stereo", "s16"
@@ -163,13 +201,26 @@ def encode_media(path: Path) -> None:
         frame.pts = index * 960
         frame.time_base = opus.time_base
         audio += [bytes(p) for p in opus.encode(frame)]
-    video_bits = sum(map(len, video)) * 8 / LOOP_SECONDS
-    print(
-        f"  video {video_bits / 1e6:.2f} Mbit/s, delta frames ~{statistics.median(map(len, video)) / 1e3:.1f} KB,"
-        f" keyframes for PLIs ~{statistics.median(map(len, keys)) / 1e3:.0f} KB",
-        flush=True,
-    )
-    path.write_bytes(pickle.dumps({"video": video, "keys": keys, "audio": audio}))
+    for (rid, width, height, _), (video, keys) in zip(sizes, encoded):
+        video_bits = sum(map(len, video)) * 8 / LOOP_SECONDS
+        print(
+            f"  video {width}x{height}{f' (rid {rid})' if simulcast else ''}:"
+            f" {video_bits / 1e6:.2f} Mbit/s, delta frames ~{statistics.median(map(len, video[1:])) / 1e3:.1f} KB,"
+            f" keyframes for PLIs ~{statistics.median(map(len, keys)) / 1e3:.0f} KB",
+            flush=True,
+        )
+    media: dict[str, Any] = {
+        "video": encoded[-1][0],
+        "keys": encoded[-1][1],
+        "audio": audio,
+        "loop_keyframe": loop_keyframe,
+    }
+    if simulcast:
+        media["layers"] = [
+            {"rid": rid, "width": width, "height": height, "video": video, "keys": keys}
+            for (rid, width, height, _), (video, keys) in zip(sizes, encoded)
+        ]
+    path.write_bytes(pickle.dumps(media))
 
 
 # --- relay server process ------------------------------------------------------------------
@@ -264,7 +315,10 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
 
     async def stats(request: web.Request) -> web.Response:
         data = hub.stats()
-        data.pop("shows", None)
+        shows = data.pop("shows", None) or {}
+        video = shows.get(SHOW, {}).get("tracks", {}).get("video", {})
+        if "layers" in video:  # simulcast: viewers per layer, smallest first
+            data["layers"] = video["layers"]
         return web.json_response(data)
 
     if origin is not None:
@@ -289,26 +343,18 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
 # --- publisher process ---------------------------------------------------------------------
 
 
-def publisher_process(url: str, media_path: str, conn: Any) -> None:
-    asyncio.run(_publish(url, media_path, conn))
-
-
-async def _publish(url: str, media_path: str, conn: Any) -> None:
-    import aiohttp
+def precoded_track(kind: str, packets: list[bytes], rate: int, step: int,
+                   keys: Optional[list[bytes]] = None) -> Any:
+    """An aiortc track that hands its sender precoded media (``av.Packet``) in real
+    time, looping ``packets``; after ``want_keyframe`` is set, the next one comes from
+    ``keys`` (the intra-coded version of the same frame). ``index``: packets sent."""
     import av
-    from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamTrack
 
-    from live import aiortc_hooks
-
-    media = pickle.loads(Path(media_path).read_bytes())
-
     class Precoded(MediaStreamTrack):
-        def __init__(self, kind: str, packets: list[bytes], rate: int, step: int) -> None:
+        def __init__(self) -> None:
             super().__init__()
             self.kind = kind
-            self.packets = packets
-            self.rate, self.step = rate, step
             self.index = 0
             self.start: Optional[float] = None
             self.want_keyframe = False
@@ -316,22 +362,49 @@ async def _publish(url: str, media_path: str, conn: Any) -> None:
         async def recv(self) -> Any:
             if self.start is None:
                 self.start = time.time()
-            wait = self.start + self.index * self.step / self.rate - time.time()
+            wait = self.start + self.index * step / rate - time.time()
             if wait > 0:
                 await asyncio.sleep(wait)
-            position = self.index % len(self.packets)
-            data = self.packets[position]
-            if self.want_keyframe:
+            position = self.index % len(packets)
+            data = packets[position]
+            if self.want_keyframe and keys is not None:
                 self.want_keyframe = False
-                data = media["keys"][position]
+                data = keys[position]
             packet = av.Packet(data)
-            packet.pts = self.index * self.step
-            packet.time_base = fractions.Fraction(1, self.rate)
+            packet.pts = self.index * step
+            packet.time_base = fractions.Fraction(1, rate)
             self.index += 1
             return packet
 
-    video = Precoded("video", media["video"], 90000, 90000 // FPS)
-    audio = Precoded("audio", media["audio"], 48000, 960)
+    return Precoded()
+
+
+async def serve_publisher_commands(conn: Any, frames_sent: Any) -> None:
+    """A publisher process's side of its pipe, until "stop": "frames" is answered with
+    (monotonic now, video frames sent so far), for the publisher's own frame rate."""
+    loop = asyncio.get_running_loop()
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command != "frames":
+            return
+        conn.send(("frames", time.monotonic(), frames_sent()))
+
+
+def publisher_process(url: str, media_path: str, conn: Any) -> None:
+    asyncio.run(_publish(url, media_path, conn))
+
+
+async def _publish(url: str, media_path: str, conn: Any) -> None:
+    import aiohttp
+    from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+
+    from live import aiortc_hooks
+
+    media = pickle.loads(Path(media_path).read_bytes())
+    video = precoded_track("video", media["video"], 90000, 90000 // FPS, keys=media["keys"])
+    # Looped media without a keyframe (encode_media(loop_keyframe=False)): start with one.
+    video.want_keyframe = not media.get("loop_keyframe", True)
+    audio = precoded_track("audio", media["audio"], 48000, 960)
     pc = RTCPeerConnection()
     transceiver = pc.addTransceiver(video, direction="sendonly")
     transceiver.setCodecPreferences(
@@ -348,7 +421,7 @@ async def _publish(url: str, media_path: str, conn: Any) -> None:
             assert reply.status == 201, answer
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
     conn.send(("ready", os.getpid()))
-    await asyncio.get_running_loop().run_in_executor(None, conn.recv)
+    await serve_publisher_commands(conn, lambda: video.index)
     await pc.close()
 
 
@@ -368,6 +441,7 @@ class LeanViewer:
         self.window = (0.0, 0.0)
         self.reset()
         self.report: Optional[tuple[int, int]] = None  # relay SR: (ntp, rtp) of video
+        self.last_rtp_at = 0.0  # monotonic: the last RTP packet of any kind
 
     def reset(self) -> None:
         self.counts = {"video": [0, None, None, 0], "audio": [0, None, None, 0]}
@@ -420,6 +494,7 @@ class LeanViewer:
             second = data[1]
             if 127 < data[0] < 192 and not 192 <= second <= 208:
                 now = monotonic()
+                self.last_rtp_at = now
                 payload_type = second & 0x7F
                 if payload_type == self.video_pt:
                     if second & 0x80:
@@ -472,6 +547,8 @@ class LeanViewer:
             "received": received,
             "expected": expected,
             "latencies": latencies,
+            # a viewer that got nothing in the window: how long before its end it last did
+            "silent_s": self.window[1] - self.last_rtp_at if received == 0 else 0.0,
         }
 
 
@@ -557,7 +634,11 @@ def run_mode(
     window: float,
     profile: Optional[str] = None,
     options: Optional[dict[str, Any]] = None,
+    simulcast: bool = False,
 ) -> list[dict[str, Any]]:
+    """``simulcast``: the publisher is bench/simulcast_source.py (three layers); the rows
+    are labelled mode "simulcast". Lean viewers send no RTCP, so the relay keeps each on
+    its first layer, the top one: the most packets per viewer."""
     context = multiprocessing.get_context("spawn")
     server_conn, child = context.Pipe()
     server = context.Process(
@@ -569,12 +650,16 @@ def run_mode(
     _, port, server_pid = server_conn.recv()
     url = f"http://127.0.0.1:{port}"
     publisher_conn, child = context.Pipe()
-    publisher = context.Process(
-        target=publisher_process, args=(url, str(media_path), child), daemon=True
-    )
+    if simulcast:
+        from bench.simulcast_source import simulcast_publisher_process
+
+        publish: Any = simulcast_publisher_process
+    else:
+        publish = publisher_process
+    publisher = context.Process(target=publish, args=(url, str(media_path), child), daemon=True)
     publisher.start()
     publisher_conn.recv()
-    time.sleep(1.0)
+    time.sleep(2.5 if simulcast else 1.0)  # simulcast: every layer mapped (its first SR)
     origin_pid = None
     edge_conn = edge = None
     if mode == "edge":
@@ -644,7 +729,7 @@ def run_mode(
         machine = (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1])
         rows.append(
             {
-                "mode": mode,
+                "mode": "simulcast" if simulcast else mode,
                 "viewers": connected,
                 "join_failures": failures,
                 "window_s": window,
@@ -670,6 +755,16 @@ def run_mode(
                 "publisher_core_pct": 100 * publisher_cpu / window,
                 "machine_busy_pct": 100 * machine * os.cpu_count(),
                 "loadavg": load_average(),  # at the window's end: 1, 5, 15 min
+                # viewers that received no packet at all in the window: seconds since their last
+                "silent_viewers": [round(r["silent_s"], 1) for r in results if r["silent_s"]],
+                # the relay's own count at the window's end: viewers, and those still
+                # waiting for a keyframe (counted in no layer below)
+                "relay_viewers": stats_after.get("viewers"),
+                "relay_waiting": stats_after.get("viewers_waiting_for_keyframe"),
+                # simulcast: viewers per layer at the window's end (rid, size, viewers)
+                "layers": [
+                    (layer["rid"], layer["size"], layer["viewers"]) for layer in stats_after.get("layers", [])
+                ],
                 "relay_stats": {
                     k: stats_after.get(f"{k}_total", 0) - stats_before.get(f"{k}_total", 0)
                     for k in (
@@ -718,7 +813,9 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
     print(units)
     print("-" * len(header))
     for row in rows:
-        label = {"relay": "live/ relay", "edge": "live/ edge"}.get(row["mode"], "aiortc MediaRelay")
+        label = {"relay": "live/ relay", "edge": "live/ edge", "simulcast": "live/ relay, simulcast"}.get(
+            row["mode"], "aiortc MediaRelay"
+        )
         per_core = 100 / row["core_pct_per_viewer"] if row["core_pct_per_viewer"] else float("inf")
         print(
             f"{label:<22}{row['viewers']:>4}{row['cpu_s_per_viewer_min']:>10.3f}"
@@ -730,6 +827,22 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
     relay = [r for r in rows if r["mode"] == "relay"]
     stock = [r for r in rows if r["mode"] == "stock"]
     edge = [r for r in rows if r["mode"] == "edge"]
+    simulcast = [r for r in rows if r["mode"] == "simulcast"]
+    if simulcast:
+        print()
+        print("simulcast publisher (3 layers in, each viewer sent one) beside the single-layer one:")
+        print(f"  {'N':>4} {'%core single':>13} {'simulcast':>10} {'ratio':>6}   {'µs/pkt single':>13} "
+              f"{'simulcast':>10}   viewers per layer at the end (rid size: viewers)")
+        single = {r["viewers"]: r for r in relay}
+        for row in simulcast:
+            base = single.get(row["viewers"])
+            layers = ", ".join(f"{rid} {'x'.join(map(str, size)) if size else '?'}: {n}" for rid, size, n in row["layers"])
+            print(
+                f"  {row['viewers']:>4} {fmt(base and base['server_core_pct'], '13.1f'):>13} "
+                f"{row['server_core_pct']:10.1f} "
+                f"{fmt(base and row['server_core_pct'] / base['server_core_pct'], '6.2f'):>6}   "
+                f"{fmt(base and base['us_per_packet'], '13.1f'):>13} {row['us_per_packet']:10.1f}   {layers}"
+            )
     if edge:
         print()
         print("origin CPU (% of one core) with the viewers on the origin / behind one edge:")
@@ -758,7 +871,10 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
             f"{row['viewer_procs_core_pct']:5.1f}  whole machine {row['machine_busy_pct']:5.1f}  "
             f"loadavg {row['loadavg']}  "
             f"joins took {row['join_wall_s']:.1f}s wall  failures {row['join_failures']}  "
-            f"latency p50 {fmt(row['latency_p50_ms'], '.0f')} ms  relay {row['relay_stats']}"
+            f"latency p50 {fmt(row['latency_p50_ms'], '.0f')} ms  relay {row['relay_stats']}  "
+            f"viewers {row.get('relay_viewers')} (waiting for a keyframe {row.get('relay_waiting')})"
+            + (f"  viewers that got no packet in the window, silent for (s): {row['silent_viewers']}"
+               if row.get("silent_viewers") else "")
         )
     print_targets(rows)
     print()
@@ -768,9 +884,22 @@ def print_table(rows: list[dict[str, Any]], wall: float) -> None:
 
 
 def print_targets(rows: list[dict[str, Any]]) -> None:
-    """Issue 9's targets against this run's rows."""
+    """Issue 9's targets against this run's rows; issue 13's for simulcast rows."""
     relay = [r for r in rows if r["mode"] == "relay"]
     stock = [r for r in rows if r["mode"] == "stock"]
+    simulcast = [r for r in rows if r["mode"] == "simulcast"]
+    if simulcast:
+        largest = max(simulcast, key=lambda r: r["viewers"])
+        per_core = 100 / largest["core_pct_per_viewer"] if largest["core_pct_per_viewer"] else 0.0
+        loss = 100 * largest["loss_max"]
+        print()
+        print(f"simulcast target (issue 13; largest step N={largest['viewers']}):")
+        print(
+            f"  >= 300 viewers/core at N=100 (at <= 1% loss, as issue 9's): {per_core:.0f} viewers/core, "
+            f"worst viewer loss {loss:.2f}%, slowest viewer {largest['fps_min']:.1f} fps: "
+            f"{'met' if per_core >= 300 and largest['viewers'] >= 100 and loss <= 1 else 'NOT met'}"
+            + ("" if largest["viewers"] >= 100 else " (no step at N=100)")
+        )
     if not relay:
         return
     largest = max(relay, key=lambda r: r["viewers"])
@@ -814,6 +943,10 @@ def main() -> None:
     parser.add_argument("--keyframe-interval", type=float, help="LiveHub(keyframe_interval=...)")
     parser.add_argument("--edge", action="store_true",
                         help="also run the steps with the viewers behind an edge relay process")
+    parser.add_argument("--simulcast", action="store_true",
+                        help="also run the steps with a three-layer simulcast publisher")
+    parser.add_argument("--no-single", action="store_true",
+                        help="skip the single-layer live/ relay steps (with --simulcast or --edge)")
     args = parser.parse_args()
     ensure_loopback_namespace()
     started = time.monotonic()
@@ -826,14 +959,20 @@ def main() -> None:
     window = args.window or (5.0 if args.quick else 15.0)
     with tempfile.TemporaryDirectory() as scratch:
         media = Path(scratch) / "media.pickle"
-        print("encoding 2 s of 720p VP8 once...", flush=True)
-        encode_media(media)
+        print(f"encoding 2 s of 720p VP8{' and its two lower layers' if args.simulcast else ''} once...",
+              flush=True)
+        encode_media(media, simulcast=args.simulcast)
         options = {}
         if args.replay_window is not None:
             options["replay_window"] = args.replay_window
         if args.keyframe_interval is not None:
             options["keyframe_interval"] = args.keyframe_interval
-        rows = run_mode("relay", relay_steps, media, window, args.profile, options)
+        rows = []
+        single_profile = None if args.simulcast else args.profile  # --profile: the simulcast relay
+        if not args.no_single:
+            rows += run_mode("relay", relay_steps, media, window, single_profile, options)
+        if args.simulcast:
+            rows += run_mode("relay", relay_steps, media, window, args.profile, options, simulcast=True)
         if args.edge:
             rows += run_mode("edge", relay_steps, media, window, None, options)
         if stock_steps:

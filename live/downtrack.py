@@ -43,6 +43,9 @@ class Feedback(Protocol):
 
     def on_remb(self, downtrack: "DownTrack", bitrate: float) -> None: ...
 
+    def on_switched(self, downtrack: Any) -> None: ...
+
+
 # UDP segmentation offload (Linux >= 4.18): a frame's packets to one viewer, all the
 # same size but the last, go out in one sendmsg() and the kernel (or the NIC) splits
 # them. On this machine's kernel that halves the cost of sending a packet.
@@ -210,5 +213,8 @@ class DownTrack:
                     return  # a malformed REMB is ignored
                 feedback.on_remb(self, bitrate)
 
-    def mark_started(self, first_sequence: int) -> None:
+    def mark_started(self, first_sequence: int, track: Optional["TrackFanout"] = None) -> bool:
+        """``track`` starts sending to this viewer at ``first_sequence``; False if the
+        viewer declines (a simulcast viewer no longer waiting for that layer)."""
         self.first_sequence = first_sequence
+        return True

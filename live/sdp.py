@@ -376,3 +376,26 @@ async def answer_offer(pc: RTCPeerConnection, offer: Offer, apply_ice: Optional[
             apply_ice(pc)
         await pc.setLocalDescription(await pc.createAnswer())
     return pc.localDescription.sdp
+
+
+def answered_rids(answer_sdp: str, mid: Optional[str]) -> Optional[list[str]]:
+    """The rids an answer's video m-section (``a=mid:<mid>``) receives and does not
+    pause, in its order (the first alternative of each stream); None if it receives no
+    simulcast (no ``a=simulcast`` with recv streams, or no rid extension). What a
+    publisher (the tests' and the benchmark's) reads to know which layers to send."""
+    description = sdp.SessionDescription.parse(answer_sdp)
+    media = next(m for m in description.media if m.kind == "video" and m.rtp.muxId == mid)
+    if not any(e.uri == RTP_STREAM_ID for e in media.rtp.headerExtensions):
+        return None
+    lines = next(  # aiortc's parser skips a=simulcast: read the section's lines
+        lines
+        for lines in sdp.grouplines(answer_sdp)[1]
+        if lines[0].startswith("m=video") and f"a=mid:{mid}" in lines
+    )
+    for line in lines:
+        if line.startswith("a=simulcast:"):
+            fields = line[len("a=simulcast:"):].split()
+            listed = dict(zip(fields[::2], fields[1::2])).get("recv", "")
+            first = [stream.split(",")[0] for stream in listed.split(";") if stream]
+            return [rid for rid in first if not rid.startswith("~")] if first else None
+    return None

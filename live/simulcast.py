@@ -59,8 +59,7 @@ class LayeredDownTrack(DownTrack):
         "_ts_adjust",
         "_pending_start",
         "_segments",
-        "_last_seq_out",
-        "_last_ts_out",
+        "_continue_from",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,30 +73,42 @@ class LayeredDownTrack(DownTrack):
         self._pending_start: Optional[int] = None
         # (first sequence number sent on it, its layer, sequence offset, timestamp nudge)
         self._segments: list[tuple[int, TrackFanout, int, int]] = []
-        self._last_seq_out: Optional[int] = None
-        self._last_ts_out: Optional[int] = None
+        # at a switch: the last sequence number and timestamp this viewer was sent
+        self._continue_from: Optional[tuple[int, int]] = None
 
-    def mark_started(self, first_sequence: int) -> None:
-        """Called by the layer that starts sending to this viewer, at a keyframe: a
-        switch takes effect here, leaving the previous layer."""
+    def mark_started(self, first_sequence: int, track: Optional[TrackFanout] = None) -> bool:
+        """Called by the layer that starts sending to this viewer, at a keyframe. A
+        switch takes effect only when its target layer calls: the viewer leaves the
+        previous layer there, continuing from the last packet that layer sent it."""
         target = self.switching_to
-        self.switching_to = None
-        if target is not None and target is not self.track:
+        if target is not None and track is target and target is not self.track:
             previous = self.track
+            last_sequence = (previous.packetizer.sequence_number - 1 + self._seq_delta) & 0xFFFF
+            last_timestamp = previous.last_timestamp
+            if last_timestamp is not None:
+                self._continue_from = (last_sequence, (last_timestamp + self._ts_adjust) & 0xFFFFFFFF)
+            self.switching_to = None
             self.track = target
             previous.detach(self)
             self.drops = self.nacks = self.retransmits = 0  # counted by the previous layer
             self.switches += 1
+            if self.feedback is not None:
+                self.feedback.on_switched(self)
+        elif track is not None and track is not self.track:
+            return False  # a layer this viewer no longer waits for
         self.first_sequence = first_sequence
         self._pending_start = first_sequence
+        return True
 
     def _begin_segment(self, sequence_number: int, timestamp: int) -> None:
         self._pending_start = None
-        if self._last_seq_out is None or self._last_ts_out is None:
-            self._seq_delta = self._ts_adjust = 0
+        if self._continue_from is None:
+            self._seq_delta = self._ts_adjust = 0  # the first layer: its own numbering
         else:
-            self._seq_delta = (self._last_seq_out + 1 - sequence_number) & 0xFFFF
-            behind = (self._last_ts_out - timestamp) & 0xFFFFFFFF
+            last_sequence, last_timestamp = self._continue_from
+            self._continue_from = None
+            self._seq_delta = (last_sequence + 1 - sequence_number) & 0xFFFF
+            behind = (last_timestamp - timestamp) & 0xFFFFFFFF
             # The new layer's frame must be later than the last one sent: layers share a
             # timeline, so this is at most a tick or two of mapping error.
             self._ts_adjust = behind + 1 if behind < 0x80000000 else 0
@@ -106,18 +117,16 @@ class LayeredDownTrack(DownTrack):
         del self._segments[:-4]
 
     def _rewrite_and_protect(self, packet: bytes) -> bytes:
-        sequence_number = packet[2] << 8 | packet[3]
-        timestamp = int.from_bytes(packet[4:8], "big")
-        if self._pending_start == sequence_number:
-            self._begin_segment(sequence_number, timestamp)
-        out = (sequence_number + self._seq_delta) & 0xFFFF
-        if self._ts_adjust:
-            timestamp = (timestamp + self._ts_adjust) & 0xFFFFFFFF
-        last = self._last_seq_out
-        if last is None or (out - last) & 0xFFFF < 0x8000:
-            self._last_seq_out = out
-            self._last_ts_out = timestamp
-        return self._srtp_protect(_rewritten(packet, out, timestamp if self._ts_adjust else None))
+        if self._pending_start is not None:
+            sequence_number = packet[2] << 8 | packet[3]
+            if sequence_number == self._pending_start:
+                self._begin_segment(sequence_number, int.from_bytes(packet[4:8], "big"))
+        delta, adjust = self._seq_delta, self._ts_adjust
+        if not delta and not adjust:
+            return self._srtp_protect(packet)  # never switched: the layer's own numbering
+        out = ((packet[2] << 8 | packet[3]) + delta) & 0xFFFF
+        timestamp = (int.from_bytes(packet[4:8], "big") + adjust) & 0xFFFFFFFF if adjust else None
+        return self._srtp_protect(_rewritten(packet, out, timestamp))
 
     def retransmit(self, sequence_number: int) -> None:
         for first_out, layer, delta, adjust in reversed(self._segments):
@@ -392,6 +401,14 @@ class SimulcastTrack:
         target = self.layers[self.order()[quality]]
         if target is downtrack.switching_to:
             return
+        if downtrack.first_sequence is None:
+            # Nothing sent yet (waiting for its first layer's keyframe): just wait on the
+            # other layer instead.
+            downtrack.track.cancel_wait(downtrack)
+            downtrack.track = target
+            controller.on_switched(quality, now)
+            target.attach(downtrack)
+            return
         if target is downtrack.track:
             if downtrack.switching_to is not None:  # changed its mind before the keyframe
                 downtrack.switching_to.cancel_wait(downtrack)
@@ -400,8 +417,15 @@ class SimulcastTrack:
         if downtrack.switching_to is not None:
             downtrack.switching_to.cancel_wait(downtrack)
         downtrack.switching_to = target
-        controller.on_switched(quality, now)
         target.attach(downtrack, replay=False)  # from the layer's next keyframe, asked for now
+
+    def on_switched(self, downtrack: LayeredDownTrack) -> None:
+        """A switch landed (the target layer's keyframe went out): the controller judges
+        the new layer from here on, not from reports about the old one."""
+        controller = self._controllers.get(downtrack)
+        quality = self.layer_of(downtrack)
+        if controller is not None and quality is not None:
+            controller.on_switched(quality, time.monotonic())
 
     def tick(self, now: float, *, use_publisher_clock: bool) -> None:
         """The hub's housekeeping: viewers' Sender Reports, unanswered keyframe

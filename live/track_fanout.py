@@ -86,8 +86,8 @@ class TrackFanout:
         last keyframe in the history, only from the next one (a simulcast viewer
         switching layers has seen later pictures than that keyframe)."""
         if self.kind != "video":
-            downtrack.mark_started(self.packetizer.sequence_number)
-            self._add(downtrack)
+            if downtrack.mark_started(self.packetizer.sequence_number, self):
+                self._add(downtrack)
         elif not (replay and self._replay_last_keyframe(downtrack)):
             self._waiting.append(downtrack)
             if self.keyframes is not None:
@@ -127,6 +127,11 @@ class TrackFanout:
     @property
     def timestamp_offset(self) -> int:
         return self._timestamp_offset
+
+    @property
+    def last_timestamp(self) -> Optional[int]:
+        """The timestamp of the last frame forwarded, as sent (None before one)."""
+        return self._last_timestamp
 
     @property
     def rebasing(self) -> bool:
@@ -191,7 +196,8 @@ class TrackFanout:
                 return False
             packets.append(packet)
             sequence_number = (sequence_number + 1) & 0xFFFF
-        downtrack.mark_started(first)
+        if not downtrack.mark_started(first, self):
+            return True  # declined: not this track's viewer any more
         downtrack.send_packets(packets)
         self.packets_sent += len(packets)
         self._add(downtrack)
@@ -234,10 +240,12 @@ class TrackFanout:
             if self.keyframes is not None:
                 self.keyframes.keyframe_seen()
             if self._waiting:
-                for downtrack in self._waiting:
-                    downtrack.mark_started(first_sequence)
-                    self._add(downtrack)
-                self._waiting.clear()
+                # Swapped out first: starting a simulcast viewer here detaches it from
+                # another layer, which must not touch the list being walked.
+                waiting, self._waiting = self._waiting, []
+                for downtrack in waiting:
+                    if downtrack.mark_started(first_sequence, self):
+                        self._add(downtrack)
 
         self.forward(packets)
         if self.recorder is not None:

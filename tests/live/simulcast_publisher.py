@@ -80,43 +80,15 @@ from aiortc.rtp import (
     wrap_rtx,
 )
 
+from live import aiortc_hooks
 from live.hub import LiveHub, Session
+from live.sdp import answered_rids
 from tests.live.conftest import TestViewer
 
 logger = logging.getLogger(__name__)
 
-# --- aiortc 1.16 internals this helper relies on ----------------------------------------
-# (The relay's own reaches into aiortc live in live/aiortc_hooks.py, with tripwire tests;
-# these are a test helper's, kept here so that an aiortc upgrade shows what to check.)
-
-
-def _keep_sender_idle(sender: RTCRtpSender) -> None:
-    """Relies on ``RTCPeerConnection.__connect`` calling ``transceiver.sender.send(
-    parameters)`` once DTLS is up, and ``RTCRtpSender.stop()`` doing nothing while its
-    private ``__started`` is False: replaced, the sender never starts its RTP and RTCP
-    tasks, so no SSRC but the layers' reaches the relay (Chromium sends none either)."""
-
-    async def send(parameters: Any) -> None:
-        return None
-
-    sender.send = send  # type: ignore[method-assign]
-
-
-def _route_rtcp_to(transport: RTCDtlsTransport, ssrc: int, recipient: Any) -> None:
-    """Relies on ``RTCDtlsTransport._rtp_router`` (an ``RtpRouter``): ``register_sender``
-    maps an SSRC to an object whose ``_handle_rtcp_packet(packet)`` coroutine the
-    router's ``route_rtcp`` then calls for RR/SR report blocks, NACK, PLI and FIR aimed
-    at that SSRC, and REMB listing it."""
-    transport._rtp_router.register_sender(recipient, ssrc)
-
-
-async def _send_rtp(transport: RTCDtlsTransport, data: bytes) -> None:
-    """Relies on ``RTCDtlsTransport._send_rtp(data)``: SRTP- or SRTCP-protects (by the
-    packet type) and sends; ConnectionError once the transport is closed."""
-    await transport._send_rtp(data)
-
-
-# -----------------------------------------------------------------------------------------
+# aiortc internals this publisher reaches (its idle sender, RTCP per layer SSRC, raw
+# RTP) go through live/aiortc_hooks.py: keep_sender_idle, route_rtcp_to, send_rtp.
 
 RTP_STREAM_ID = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
 REPAIRED_RTP_STREAM_ID = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
@@ -290,7 +262,7 @@ class SimulcastPublisher:
         self._video.setCodecPreferences(
             [c for c in RTCRtpSender.getCapabilities("video").codecs if c.name in ("VP8", "rtx")]
         )
-        _keep_sender_idle(self._video.sender)
+        aiortc_hooks.keep_sender_idle(self._video.sender)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         return self._simulcast_offer(self.pc.localDescription.sdp)
 
@@ -325,8 +297,8 @@ class SimulcastPublisher:
         self._transport = self._video.sender.transport
         for layer in self.layers:
             recipient = _LayerRtcp(self, layer)
-            _route_rtcp_to(self._transport, layer.ssrc, recipient)
-            _route_rtcp_to(self._transport, layer.rtx_ssrc, recipient)
+            aiortc_hooks.route_rtcp_to(self._transport, layer.ssrc, recipient)
+            aiortc_hooks.route_rtcp_to(self._transport, layer.rtx_ssrc, recipient)
         self._spawn(self._run_video(self._transport))
         if self.sender_report_interval is not None:
             self._spawn(self._run_sender_reports(self._transport))
@@ -342,7 +314,7 @@ class SimulcastPublisher:
         self._tasks.append(asyncio.ensure_future(guarded()))
 
     def _follow_answer(self, answer_sdp: str, mid: Optional[str]) -> None:
-        media = _video_media(answer_sdp, mid)
+        media = next(m for m in sdp.SessionDescription.parse(answer_sdp).media if m.kind == "video" and m.rtp.muxId == mid)
         self._mid = mid
         self._payload_type = next(c.payloadType for c in media.rtp.codecs if c.name == "VP8")
         self._rtx_payload_type = next(
@@ -431,7 +403,7 @@ class SimulcastPublisher:
                 layer.drop_next -= 1
                 layer.packets_dropped += 1
             else:
-                await _send_rtp(transport, packet.serialize(self._extensions))
+                await aiortc_hooks.send_rtp(transport, packet.serialize(self._extensions))
             layer.sequence_number = (layer.sequence_number + 1) & 0xFFFF
             layer.packets_sent += 1
             layer.octets_sent += len(payload)
@@ -492,7 +464,7 @@ class SimulcastPublisher:
             self._stamp(packet.extensions, layer, reported=layer.rtx_reported, repair=True)
             layer.rtx_sequence_number = (layer.rtx_sequence_number + 1) & 0xFFFF
         try:
-            await _send_rtp(transport, packet.serialize(self._extensions))
+            await aiortc_hooks.send_rtp(transport, packet.serialize(self._extensions))
         except ConnectionError:
             return
         layer.retransmissions += 1
@@ -520,7 +492,7 @@ class SimulcastPublisher:
                             octet_count=layer.octets_sent & 0xFFFFFFFF,
                         ),
                     )
-                    await _send_rtp(transport, bytes(report))
+                    await aiortc_hooks.send_rtp(transport, bytes(report))
                     layer.sender_reports_sent += 1
         except ConnectionError:
             pass
@@ -532,40 +504,10 @@ class SimulcastPublisher:
         sent = [layer.ssrc for layer in self.layers if layer.packets_sent]
         if self._transport is not None and sent:
             try:  # as aiortc's senders and Chromium do when they stop
-                await _send_rtp(self._transport, bytes(RtcpByePacket(sources=sent)))
+                await aiortc_hooks.send_rtp(self._transport, bytes(RtcpByePacket(sources=sent)))
             except ConnectionError:
                 pass
         await self.pc.close()
-
-
-def answered_rids(answer_sdp: str, mid: Optional[str]) -> Optional[list[str]]:
-    """The rids the answer's video m-section (``a=mid:<mid>``) receives and does not
-    pause, in its order (the first alternative of each stream); None if it receives no
-    simulcast (no ``a=simulcast`` with recv streams, or no rid extension)."""
-    media = _video_media(answer_sdp, mid)
-    if not any(e.uri == RTP_STREAM_ID for e in media.rtp.headerExtensions):
-        return None
-    for line in _video_lines(answer_sdp, mid):
-        if line.startswith("a=simulcast:"):
-            fields = line[len("a=simulcast:"):].split()
-            listed = dict(zip(fields[::2], fields[1::2])).get("recv", "")
-            first = [stream.split(",")[0] for stream in listed.split(";") if stream]
-            return [rid for rid in first if not rid.startswith("~")] if first else None
-    return None
-
-
-def _video_media(answer_sdp: str, mid: Optional[str]) -> sdp.MediaDescription:
-    description = sdp.SessionDescription.parse(answer_sdp)
-    return next(m for m in description.media if m.kind == "video" and m.rtp.muxId == mid)
-
-
-def _video_lines(answer_sdp: str, mid: Optional[str]) -> list[str]:
-    """The lines of that m-section: aiortc's parser skips a=simulcast."""
-    return next(
-        lines
-        for lines in sdp.grouplines(answer_sdp)[1]
-        if lines[0].startswith("m=video") and f"a=mid:{mid}" in lines
-    )
 
 
 def _is_vp8_keyframe(first_payload: bytes) -> bool:

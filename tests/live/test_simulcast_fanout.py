@@ -226,3 +226,21 @@ async def test_frames_of_a_layer_without_a_sender_report_wait_until_it_is_mapped
     track.on_layer_frame(2, vp8_frame(True, SIZES[2]), 999 + 3000, 1.1)
     assert track.frames_unmapped == 1
     assert (999 + track.layers[2].timestamp_offset) & 0xFFFFFFFF == 5
+
+
+async def test_a_viewer_moved_before_its_first_keyframe_waits_on_the_new_layer_and_others_still_start():
+    track, publisher = started()
+    for _ in range(15):  # the last keyframe is now older than the replay window
+        publisher.send()
+    moved, moved_wire = viewer(track)  # both wait for the top layer's next keyframe
+    staying, staying_wire = viewer(track)
+
+    track.switch(moved, 0, now=1.6)
+    publisher.send(keyframes=(2,))  # the top layer's keyframe comes first
+    publisher.send(keyframes=(0,))  # then the bottom one's
+
+    assert track.layer_of(moved) == 0 and track.layer_of(staying) == 2
+    assert moved in track.layers[0].downtracks() and moved not in track.layers[2].downtracks()
+    assert staying in track.layers[2].downtracks()
+    assert len(moved_wire.headers()) == 3  # the bottom layer's keyframe only (3 packets)
+    assert continuous(staying_wire.headers()) and len(staying_wire.headers()) == 6
