@@ -313,13 +313,15 @@ class LiveHub:
         logger.info("show %s: pulled from its origin (edge session %s)", show_id, show.session_id)
         return Session(show.session_id, show_id, show.answer_sdp, "edge")
 
-    async def stop(self, show_id: int, session_id: str) -> None:
+    async def stop(self, show_id: int, session_id: str, *, viewer_only: bool = False) -> None:
         """Stop a publisher (ends the show, also while it is reconnecting: the lost
-        publisher's session still names it) or a viewer. Raises UnknownSession."""
+        publisher's session still names it) or a viewer. ``viewer_only``: a publisher's
+        session is unknown here (WHEP's DELETE must never end a show). Raises
+        UnknownSession."""
         show = self._shows.get(show_id)
         if show is None:
             raise UnknownSession(f"no session {session_id} on show {show_id}")
-        if session_id == show.session_id:
+        if session_id == show.session_id and not viewer_only:
             await self._end_show(show, "deleted")
             return
         viewer = show.viewers.pop(session_id, None)

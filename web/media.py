@@ -121,7 +121,7 @@ async def whip_publish(request: web.Request) -> web.Response:
     if origin := await _origin_elsewhere(request, show_id):
         return await request.app[ORIGINS].forward(request, origin, offer.encode())
     live = await request.app[HUB].publish(show_id, offer)
-    log.info("show %s: %s publishing (session %s)", show_id, user.id, live.id)
+    log.info("show %s: user %s publishing", show_id, user.id)  # the session id is a capability: not logged
     return _answer(request, live, f"/whip/{show_id}/{live.id}")
 
 
@@ -210,7 +210,8 @@ async def whep_stop(request: web.Request) -> web.Response:
     # nginx routes on; a session this node does not hold is the origin's.
     show_id = int_param(request, "show_id")
     try:
-        await request.app[HUB].stop(show_id, request.match_info["session_id"])
+        # Only a viewer's session: the publisher's is ended through WHIP, by its host.
+        await request.app[HUB].stop(show_id, request.match_info["session_id"], viewer_only=True)
     except UnknownSession:
         if origin := await _origin_elsewhere(request, show_id):
             return await request.app[ORIGINS].forward(request, origin, None)

@@ -243,3 +243,16 @@ async def test_a_viewer_sets_its_quality_on_its_whep_resource(client, host_token
     assert accepted.status == 204  # a single-layer show accepts it and has nothing to cap
     assert unknown.status == 404 and (await unknown.json())["error"] == "unknown_session"
     assert invalid.status in (400, 422)
+
+
+async def test_a_delete_on_the_whep_route_never_ends_the_show_even_with_the_publishers_session(
+    client, host_token, publisher
+):
+    host = publisher()
+    whip_location = await answer(host, await whip(client, host, host_token))
+    publisher_session = whip_location.rsplit("/", 1)[1]
+
+    response = await client.delete(f"/whep/{SHOW}/{publisher_session}")
+
+    assert response.status == 404 and (await response.json())["error"] == "unknown_session"
+    assert await show_status(client) == "live"
