@@ -964,6 +964,9 @@ def main() -> None:
     if os.geteuid() != 0:
         sys.exit("bench/networks.py needs root (network namespaces, tc, nft)")
     ensure_loopback_namespace()
+    # A SIGTERM (timeout, kill) must still run the finally that deletes the viewers'
+    # named namespaces, or the next run's names collide.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))
     multiprocessing.set_start_method("fork")
     print(f"loadavg at start: {load_average()}", flush=True)
     kinds = [args.only] if args.only else list(RUNS)
