@@ -197,7 +197,6 @@ class SimulcastTrack:
         self._recorded: Optional[int] = None
         self._first_size_at: Optional[float] = None
         self._controllers: dict[LayeredDownTrack, LayerController] = {}
-        self._caps: dict[LayeredDownTrack, Optional[int]] = {}
         self._rates = [0.0] * len(rids)
         self._octets = [0] * len(rids)
         self._packets = [0] * len(rids)
@@ -286,7 +285,6 @@ class SimulcastTrack:
         controller.set_cap(cap)
         controller.on_layer_rates([self._rates[i] for i in self.order()], AUDIO_BPS, self._active(now), now)
         self._controllers[downtrack] = controller
-        self._caps[downtrack] = cap
         downtrack.feedback = self
         start = self._active_layer(controller.target(now), now)
         layer = self.layers[self.order()[start]]
@@ -303,7 +301,6 @@ class SimulcastTrack:
             self._closed_switches += downtrack.switches
             downtrack.switches = 0
             self._controllers.pop(downtrack, None)
-            self._caps.pop(downtrack, None)
         downtrack.track.detach(downtrack)
 
     def set_cap(self, downtrack: DownTrack, cap: Optional[int]) -> None:
@@ -312,7 +309,6 @@ class SimulcastTrack:
         if controller is None:
             return
         cap = min(cap, len(self.layers) - 1) if cap is not None else None
-        self._caps[downtrack] = cap  # type: ignore[index]
         controller.set_cap(cap)
         self._steer(downtrack, time.monotonic())  # type: ignore[arg-type]
 
@@ -339,10 +335,6 @@ class SimulcastTrack:
     def clock(self) -> Any:
         reference = self._reference if self._reference is not None else 0
         return self.layers[reference].clock
-
-    def viewer_lost_picture(self) -> None:
-        for layer in self.layers:
-            layer.viewer_lost_picture()
 
     # --- the viewers' feedback (DownTrack.feedback) -----------------------------------
 
@@ -453,10 +445,6 @@ class SimulcastTrack:
 
     # --- what a TrackFanout offers the hub and the publisher --------------------------
 
-    @property
-    def source(self) -> Any:
-        return self.layers[0].source
-
     def resume(self) -> None:
         """A new publisher: the reference layer continues the timeline by wall clock
         (TrackFanout.resume), the others are mapped again from the new Sender Reports."""
@@ -468,10 +456,6 @@ class SimulcastTrack:
 
     def worst_viewer_loss(self) -> float:
         return max((layer.worst_viewer_loss() for layer in self.layers), default=0.0)
-
-    def send_sender_reports(self, now: float, *, use_publisher_clock: bool) -> None:
-        for layer in self.layers:
-            layer.send_sender_reports(now, use_publisher_clock=use_publisher_clock)
 
     def counters(self) -> dict[str, int]:
         totals: dict[str, int] = {}
