@@ -114,13 +114,18 @@ def layer_counter_frame(counter: int, width: int, height: int) -> av.VideoFrame:
     Not conftest's single row of 16 bands: at 160x90 those are 10 pixels wide, and
     aiortc's VP8 settings (denoiser plus static threshold) then leave a changed band
     un-updated for a frame in about 1 frame of 30 (11 of 300 here). Eight bands a row
-    read back exactly at 80x45, 160x90 and 320x180 (0 of 4000 frames each)."""
+    read back exactly at 80x45, 160x90 and 320x180 (0 of 4000 frames each) on a quiet
+    machine; on a loaded one a band was still seen un-updated (CI read 280 as 284). So
+    the bands carry the counter's Gray code, in which consecutive frames differ in one
+    bit: a band left from the previous frame reads back as that frame, never as a
+    number far off."""
     band = width // _BANDS_PER_ROW
+    gray = counter ^ counter >> 1
     half = height // 2
     frame = av.VideoFrame(width, height, "yuv420p")
     luma = frame.planes[0]
     rows = []
-    for bits in (counter >> 8 & 0xFF, counter & 0xFF):
+    for bits in (gray >> 8 & 0xFF, gray & 0xFF):
         row = b"".join(
             bytes((WHITE if bits >> (_BANDS_PER_ROW - 1 - i) & 1 else BLACK,)) * band
             for i in range(_BANDS_PER_ROW)
@@ -138,11 +143,15 @@ def read_layer_counter(frame: av.VideoFrame) -> int:
     half = frame.height // 2
     luma = frame.planes[0]
     data = bytes(luma)
-    counter = 0
+    gray = 0
     for y in (half // 2, half + (frame.height - half) // 2):
         start = y * luma.line_size
         for i in range(_BANDS_PER_ROW):
-            counter = counter << 1 | (data[start + i * band + band // 2] > 0x80)
+            gray = gray << 1 | (data[start + i * band + band // 2] > 0x80)
+    counter, shift = gray, gray >> 1
+    while shift:
+        counter ^= shift
+        shift >>= 1
     return counter
 
 
