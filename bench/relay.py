@@ -290,7 +290,7 @@ async def _serve(mode: str, conn: Any, options: dict[str, Any]) -> None:
         from live.hub import LiveHub
 
         # Lean viewers send no receiver reports, so the RTCP-silence reaper is off here.
-        hub: Any = LiveHub(viewer_timeout=3600.0, media_timeout=30.0, **options)
+        hub: Any = LiveHub(viewer_timeout=3600.0, viewer_connect_timeout=600.0, media_timeout=30.0, **options)
     else:
         hub = StockRelay()
 

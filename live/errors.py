@@ -39,6 +39,17 @@ class RelayUnavailable(LiveError):
     code = "relay_unavailable"
 
 
+class TooManyViewers(LiveError):
+    """A viewer cap is reached (HTTP 429 for the client's own cap, 503 for the show's
+    or the node's): ``scope`` says which."""
+
+    code = "too_many_viewers"
+
+    def __init__(self, message: str, scope: str) -> None:
+        super().__init__(message)
+        self.scope = scope  # "client", "show" or "node"
+
+
 class OriginUnavailable(LiveError):
     """An edge could not pull the show from its origin: the origin did not answer, or
     answered with something the edge cannot receive (HTTP 503, retry)."""

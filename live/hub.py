@@ -42,6 +42,7 @@ from live.errors import (
     PublisherExists,
     RelayUnavailable,
     ShowNotLive,
+    TooManyViewers,
     UnknownSession,
 )
 from live.ice_sockets import IceSockets
@@ -65,6 +66,19 @@ EndReason = Literal[
 DEFAULT_EDGE_LINGER = 10.0  # seconds an edge keeps a show no local viewer watches
 # Seconds a show waits for its lost publisher to come back (Mux keeps a stream 60 s).
 DEFAULT_PUBLISHER_GRACE = 60.0
+# Seconds a viewer may take to get connected (ICE and DTLS) before its session, and its
+# UDP port, are freed: an offer nobody follows up must not hold a port for long.
+DEFAULT_VIEWER_CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class ViewerCaps:
+    """How many viewer sessions one client (an address, or an IPv6 /64: the web layer
+    says who a client is), one show and the whole hub may hold; None: no cap."""
+
+    per_client: Optional[int] = None
+    per_show: Optional[int] = None
+    per_node: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -155,12 +169,18 @@ class LiveHub:
         session_prefix: str = "",
         edge_linger: float = DEFAULT_EDGE_LINGER,
         publisher_grace: float = DEFAULT_PUBLISHER_GRACE,
+        viewer_caps: ViewerCaps = ViewerCaps(),
+        viewer_connect_timeout: float = DEFAULT_VIEWER_CONNECT_TIMEOUT,
     ) -> None:
         # ``session_prefix`` starts every session id (e.g. "n1."), so a balancer can
         # route a DELETE on a WHIP/WHEP resource to the node that holds the session.
         self._session_prefix = session_prefix
         self._edge_linger = edge_linger
         self._publisher_grace = publisher_grace
+        self._viewer_caps = viewer_caps
+        self._viewer_connect_timeout = viewer_connect_timeout
+        self._viewers_refused: dict[str, int] = {"client": 0, "show": 0, "node": 0}
+        self._viewers_never_connected = 0
         self._ice_servers = list(ice_servers)
         # Host candidates announce ``public_ip`` and bind in ``udp_ports`` (both ends
         # included); raises ValueError at start-up for a malformed address or range.
@@ -175,6 +195,7 @@ class LiveHub:
             1.0,
             media_timeout / 4,
             viewer_timeout / 4,
+            viewer_connect_timeout / 4,
             max(edge_linger, 0.4) / 4,
             max(publisher_grace, 0.4) / 4,
         )
@@ -233,16 +254,21 @@ class LiveHub:
         show.ready.set()
         return Session(show.session_id, show_id, answer, "publisher")
 
-    async def play(self, show_id: int, offer_sdp: str, *, max_quality: Optional[int] = None) -> Session:
+    async def play(
+        self, show_id: int, offer_sdp: str, *, max_quality: Optional[int] = None, client: Optional[str] = None
+    ) -> Session:
         """Join a live show as a viewer (WHEP); a reconnecting show too (the picture
         comes when the publisher is back). ``max_quality`` caps a simulcast show's
         layer for this viewer (0 the smallest picture; None: whatever its link
-        carries). Raises ShowNotLive, BadOffer or RelayUnavailable (no free port in
+        carries). ``client`` says who asks (the web layer's key for an address), for
+        the per-client cap; None is not counted (another node forwarding). Raises
+        ShowNotLive, BadOffer, TooManyViewers or RelayUnavailable (no free port in
         ``udp_ports``)."""
         show = self._shows.get(show_id)
         if show is None or show.ending or not show.tracks or not show.ready.is_set():
             raise ShowNotLive(f"show {show_id} is not live")
         offer = parse_offer(offer_sdp, role="viewer")
+        self._admit_viewer(show, client)
         tracks = {}
         for media in offer.media:
             track = show.tracks.get(media.kind)
@@ -258,6 +284,7 @@ class LiveHub:
             ice_sockets=self._ice_sockets,
             on_gone=lambda gone, reason: self._viewer_gone(show, gone, reason),
             max_quality=max_quality,
+            client=client,
         )
         show.viewers[viewer.session_id] = viewer
         try:
@@ -413,6 +440,8 @@ class LiveHub:
             "shows_started_total": self._shows_started,
             "shows_ended_total": self._shows_ended,
             "viewers_reaped_total": self._viewers_reaped,
+            "viewers_never_connected_total": self._viewers_never_connected,
+            **{f"viewers_refused_per_{scope}_total": n for scope, n in self._viewers_refused.items()},
             "edge_pulls_total": self._edge_pulls,
             "publishers_lost_total": self._publishers_lost,
             "shows_resumed_total": self._shows_resumed,
@@ -587,6 +616,23 @@ class LiveHub:
         if not show.ending:
             self._spawn(self._end_show(show, reason))
 
+    def _admit_viewer(self, show: _Show, client: Optional[str]) -> None:
+        """Raise TooManyViewers if a cap is reached. Counted from the sessions held
+        (negotiating ones included), so the counts cannot drift from the truth."""
+        caps = self._viewer_caps
+        scope = None
+        if caps.per_show is not None and len(show.viewers) >= caps.per_show:
+            scope = "show"
+        elif caps.per_node is not None and sum(len(s.viewers) for s in self._shows.values()) >= caps.per_node:
+            scope = "node"
+        elif caps.per_client is not None and client is not None:
+            held = sum(1 for s in self._shows.values() for v in s.viewers.values() if v.client == client)
+            if held >= caps.per_client:
+                scope = "client"
+        if scope is not None:
+            self._viewers_refused[scope] += 1
+            raise TooManyViewers(f"too many viewer sessions for this {scope}", scope)
+
     def _viewer_gone(self, show: _Show, viewer: Viewer, reason: str) -> None:
         if show.viewers.get(viewer.session_id) is viewer:
             del show.viewers[viewer.session_id]
@@ -618,7 +664,11 @@ class LiveHub:
             for viewer in list(show.viewers.values()):
                 # Viewers may fall silent while there is no media to report on; a dead
                 # one's ICE consent still fails and reaps it.
-                if show.lost_at is None and now - viewer.last_heard > self._viewer_timeout:
+                if viewer.connected_at is None:
+                    if now - viewer.created_at > self._viewer_connect_timeout:
+                        self._viewers_never_connected += 1
+                        self._viewer_gone(show, viewer, "never connected")
+                elif show.lost_at is None and now - viewer.last_heard > self._viewer_timeout:
                     self._viewer_gone(show, viewer, "no RTCP")
                 else:
                     viewer.follow_ice()

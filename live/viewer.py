@@ -36,14 +36,17 @@ class Viewer:
         ice_sockets: IceSockets | None = None,
         on_gone: Callable[["Viewer", str], None],
         max_quality: Optional[int] = None,
+        client: Optional[str] = None,
     ) -> None:
         self.session_id = session_id
+        self.client = client  # who asked, for the hub's per-client cap
         # Simulcast: the highest layer this viewer may get (0 the smallest; None any).
         self.max_quality = max_quality
         self.show_id = show_id
         self.downtracks: dict[str, DownTrack] = {}
         self.created_at = time.monotonic()
         self.last_heard = self.created_at  # last RTCP from the viewer
+        self.connected_at: Optional[float] = None  # ICE and DTLS done
         self.closed = False
         self._tracks: dict[str, Union[TrackFanout, SimulcastTrack]] = {}
         # per DTLS transport (one when bundled): the transport, its ICE pair, the path
@@ -150,6 +153,8 @@ class Viewer:
 
     def _on_connection_state(self) -> None:
         state = self.pc.connectionState
+        if state == "connected" and self.connected_at is None:
+            self.connected_at = time.monotonic()
         if state in ("failed", "closed"):
             self._gone(f"connection {state}")
 

@@ -21,14 +21,15 @@ from aiohttp import web
 from aiortc import RTCIceServer
 
 from live.errors import (BadOffer, LiveError, OriginUnavailable, PublisherExists, RelayUnavailable, ShowNotLive,
-                         UnknownSession)
-from live.hub import LiveHub, ShowEnded, ShowReconnecting, ShowResumed, ShowStarted
+                         TooManyViewers, UnknownSession)
+from live.hub import LiveHub, ShowEnded, ShowReconnecting, ShowResumed, ShowStarted, ViewerCaps
 from live.ice_sockets import parse_port_range
 from live.sdp import MAX_OFFER_BYTES
 from orders import shows
 from orders.models import ShowStatus
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS
 from web.auth import require_user
+from web.client_address import address_key, client_address
 from web.errors import EXTRA, json_error, json_response
 from web.media_origin import ShowOrigins, was_forwarded
 from web.metrics import register_stats
@@ -165,8 +166,25 @@ async def whep_play(request: web.Request) -> web.Response:
             if not request.app[SETTINGS].edge_pull:
                 return await request.app[ORIGINS].forward(request, origin, offer.encode())
             await _pull(request, show_id, origin)  # OriginUnavailable: 503 with Retry-After
-    live = await hub.play(show_id, offer)
+    try:
+        live = await hub.play(show_id, offer, client=_viewer_client(request))
+    except TooManyViewers as exc:
+        # The client's own cap: it holds its sessions already (429); the show's or the
+        # node's: try again soon, or another node (503).
+        status = 429 if exc.scope == "client" else 503
+        response = json_error(status, "too_many_viewers", str(exc), scope=exc.scope)
+        response.headers["Retry-After"] = "10"
+        return response
     return _answer(request, live, f"/whep/{show_id}/{live.id}")
+
+
+def _viewer_client(request: web.Request) -> str | None:
+    """Who counts against the per-client cap: the client's address, an IPv6 /64 as one
+    (a host hands its devices a whole /64). None for another node's forwarded request:
+    its client was counted where it came in."""
+    if was_forwarded(request, request.app[SETTINGS].secret):
+        return None
+    return address_key(client_address(request))
 
 
 async def _pull(request: web.Request, show_id: int, origin: str) -> None:
@@ -334,6 +352,12 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
         session_prefix=f"{settings.node_name}.",  # nginx routes DELETE/PATCH on it
         edge_linger=settings.edge_linger,
         publisher_grace=settings.publisher_grace,
+        viewer_caps=ViewerCaps(
+            per_client=settings.whep_per_address or None,
+            per_show=settings.whep_per_show or None,
+            per_node=settings.whep_per_node or None,
+        ),
+        viewer_connect_timeout=settings.viewer_connect_timeout,
     )
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url, settings.secret)

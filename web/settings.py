@@ -76,6 +76,13 @@ class Settings:
     # Seconds a show whose publisher was lost (network drop, reload, crash) stays
     # "reconnecting" for its host to publish again before it ends.
     publisher_grace: float = 60.0
+    # WHEP viewer sessions: caps per client (an address; an IPv6 /64 counts as one),
+    # per show and per node (0: no cap), and seconds a viewer may take to connect
+    # before its session and UDP port are freed.
+    whep_per_address: int = 10
+    whep_per_show: int = 0
+    whep_per_node: int = 2000
+    viewer_connect_timeout: float = 10.0
 
     @property
     def is_sqlite(self) -> bool:
