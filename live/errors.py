@@ -56,3 +56,7 @@ class OriginUnavailable(LiveError):
 
     code = "origin_unavailable"
     retry_after = 2  # seconds: by then the origin's claim has expired or moved
+
+    def __init__(self, message: str, *, refused: bool = False) -> None:
+        super().__init__(message)
+        self.refused = refused  # the origin's node refused the connection: it is gone

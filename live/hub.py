@@ -120,6 +120,10 @@ class ShowResumed:
     show_id: int
     at: datetime  # UTC
     reconnecting_seconds: float  # how long viewers were without a publisher
+    # This hub was an edge for the show and took it over from its dead origin: the
+    # show is published (and claimed) here now, recorded into a new part at this path.
+    taken_over: bool = False
+    recording_path: Optional[str] = None
 
 
 ShowEvent = Union[ShowStarted, ShowEnded, ShowReconnecting, ShowResumed]
@@ -211,6 +215,7 @@ class LiveHub:
         self._publishers_lost = 0
         self._shows_resumed = 0
         self._recordings_failed = 0
+        self._shows_taken_over = 0
 
     # --- public interface -----------------------------------------------------------
 
@@ -225,7 +230,10 @@ class LiveHub:
         existing = self._shows.get(show_id)
         if existing is not None and existing.edge:
             # The show is published here now, so whatever origin the edge pulled from
-            # is gone or about to be: its viewers must come back to this publisher.
+            # is gone (the web layer found no live origin): its viewers stay and get the
+            # new publisher, unless it cannot feed their tracks; then they come back.
+            if self._can_take_over(existing, offer):
+                return await self._take_over(existing, offer)
             await self._end_show(existing, "superseded")
             existing = self._shows.get(show_id)
         if existing is not None and existing.reconnecting and not existing.ending:
@@ -340,6 +348,56 @@ class LiveHub:
         logger.info("show %s: pulled from its origin (edge session %s)", show_id, show.session_id)
         return Session(show.session_id, show_id, show.answer_sdp, "edge")
 
+    async def repull(self, show_id: int, send_offer: SendOffer) -> Session:
+        """An edge show whose origin moved (its host published again through another
+        node): pull it from the new origin under the same viewers, whose RTP carries on
+        as in a resume. Raises ShowNotLive if this hub holds no such edge show, and what
+        ``pull`` raises."""
+        show = self._shows.get(show_id)
+        if show is None or not show.edge or show.ending or not show.announced:
+            raise ShowNotLive(f"show {show_id} is not pulled here")
+        if show.resuming:
+            raise PublisherExists(f"show {show_id} is being pulled again already")
+        show.resuming = True
+        publisher = self._ingest(show, None, lost="origin_ended", resume=True)
+        try:
+            answer = await publisher.pull(send_offer)
+        except BaseException:
+            await _quietly(publisher.close())
+            raise
+        finally:
+            show.resuming = False
+        if show.ending:
+            await _quietly(publisher.close())
+            raise ShowNotLive(f"show {show_id} ended")
+        previous, show.publisher = show.publisher, publisher
+        if previous is not None:
+            self._spawn(previous.close())
+        show.lost_at = None
+        show.answer_sdp = answer
+        now = time.monotonic()
+        for viewer in show.viewers.values():
+            viewer.last_heard = max(viewer.last_heard, now)
+        self._edge_pulls += 1
+        logger.info("show %s: pulled again from its new origin", show_id)
+        return Session(show.session_id, show_id, answer, "edge")
+
+    def origin_lost(self, show_id: int) -> None:
+        """The web layer learnt that an edge show's origin node died: hold the viewers
+        for the grace now rather than when the pull's ICE gives up."""
+        show = self._shows.get(show_id)
+        if show is not None and show.edge and show.publisher is not None and not show.ending:
+            self._publisher_lost(show, show.publisher, "ice_failed")
+
+    def needs_origin(self, show_id: int) -> bool:
+        """An edge show that lost its origin and waits for one."""
+        show = self._shows.get(show_id)
+        return show is not None and show.edge and show.publisher is None and not show.ending
+
+    def edge_shows(self) -> list[int]:
+        """Shows this hub pulls from an origin (or held for a new one)."""
+        return [s.id for s in self._shows.values() if s.edge and s.announced and not s.ending]
+
     async def stop(self, show_id: int, session_id: str, *, viewer_only: bool = False) -> None:
         """Stop a publisher (ends the show, also while it is reconnecting: the lost
         publisher's session still names it) or a viewer. ``viewer_only``: a publisher's
@@ -445,6 +503,7 @@ class LiveHub:
             "edge_pulls_total": self._edge_pulls,
             "publishers_lost_total": self._publishers_lost,
             "shows_resumed_total": self._shows_resumed,
+            "shows_taken_over_total": self._shows_taken_over,
             "recordings_failed_total": self._recordings_failed,
             "frames_received_total": totals.get("frames", 0) + totals.get("frames_skipped", 0),
             "frames_skipped_total": totals.get("frames_skipped", 0),
@@ -508,12 +567,51 @@ class LiveHub:
         show.tracks = dict(publisher.tracks)
         show.recorder = publisher.recorder
 
-    async def _resume(self, show: _Show, offer: Offer) -> Session:
-        """A publisher for a reconnecting show: the same tracks, viewers and recording."""
+    def _can_take_over(self, show: _Show, offer: Offer) -> bool:
+        """Whether a publisher's offer can feed an edge show's tracks (same codecs,
+        same number of video layers), so its viewers keep their connections."""
+        if show.ending or not show.announced or show.resuming or not show.tracks:
+            return False
+        for kind, track in show.tracks.items():
+            media = offer.first(kind)
+            if media is None:
+                continue
+            if not any(c.name.lower() == track.codec_name for c in media.codecs):
+                return False
+            if kind == "video":
+                layers = len(track.layers) if isinstance(track, SimulcastTrack) else 1
+                if layers != (len(media.simulcast.rids) if media.simulcast is not None else 1):
+                    return False
+        return True
+
+    async def _take_over(self, show: _Show, offer: Offer) -> Session:
+        """This hub is an edge for the show and its host publishes here: the origin is
+        gone. The pull is dropped, the show becomes published here, the new publisher
+        goes under the edge's viewers as a resume does, and the recording starts a new
+        part (the origin's part stays where the origin wrote it)."""
+        pull = show.publisher
+        show.publisher = None
+        if pull is not None:
+            self._spawn(pull.close())
+        if show.lost_at is None:
+            show.lost_at = time.monotonic()
+        show.edge = False
+        show.idle_since = None
+        video = show.tracks.get("video")
+        recording = self._recording_path(show.id, datetime.now(timezone.utc), video.codec_name if video else None)
+        self._shows_taken_over += 1
+        logger.info("show %s: taken over from its lost origin", show.id)
+        return await self._resume(show, offer, recording_path=recording, taken_over=True)
+
+    async def _resume(
+        self, show: _Show, offer: Offer, *, recording_path: Optional[Path] = None, taken_over: bool = False
+    ) -> Session:
+        """A publisher for a reconnecting show: the same tracks, viewers and recording
+        (a taken-over show: a new recording at ``recording_path``)."""
         if show.resuming:
             raise PublisherExists(f"show {show.id} is being resumed by another publisher")
         show.resuming = True  # before the first await: one resume at a time
-        publisher = self._ingest(show, None, lost="ice_failed", resume=True)
+        publisher = self._ingest(show, recording_path, lost="ice_failed", resume=True)
         try:
             answer = await publisher.negotiate(offer)
         except BaseException:
@@ -526,6 +624,8 @@ class LiveHub:
             raise ShowNotLive(f"show {show.id} ended")
         away = time.monotonic() - (show.lost_at or time.monotonic())
         show.publisher = publisher
+        if show.recorder is None:
+            show.recorder = publisher.recorder  # a taken-over show's new part
         show.session_id = self._new_session_id()
         show.lost_at = None
         now = time.monotonic()
@@ -533,7 +633,8 @@ class LiveHub:
             viewer.last_heard = max(viewer.last_heard, now)  # silence while away is no fault
         self._shows_resumed += 1
         logger.info("show %s: resumed by a new publisher after %.1f s", show.id, away)
-        await self._emit(ShowResumed(show.id, datetime.now(timezone.utc), away))
+        recorded = str(show.recorder.path) if taken_over and show.recorder is not None else None
+        await self._emit(ShowResumed(show.id, datetime.now(timezone.utc), away, taken_over, recorded))
         return Session(show.session_id, show.id, answer, "publisher")
 
     def _publisher_lost(self, show: _Show, publisher: Publisher, reason: EndReason) -> None:
@@ -542,8 +643,17 @@ class LiveHub:
         ``publisher_grace`` seconds for its host to come back."""
         if show.ending or show.publisher is not publisher:
             return  # already handled, or a lost resume attempt that never took over
-        if show.edge or not show.announced:
-            self._end_soon(show, reason)
+        if not show.announced or show.edge and publisher.pc.connectionState == "closed":
+            self._end_soon(show, reason)  # an origin that closed the pull ended the show
+            return
+        if show.edge:
+            # The origin failed (its node died): the viewers are held for the grace,
+            # for this hub to take the show over or pull it from a new origin.
+            show.publisher = None
+            show.lost_at = time.monotonic()
+            show.lost_reason = reason
+            self._spawn(publisher.close())
+            logger.info("show %s: lost its origin; holding its viewers %.0f s", show.id, self._publisher_grace)
             return
         show.publisher = None
         show.lost_at = time.monotonic()

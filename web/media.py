@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from aiortc import RTCIceServer
 
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 
 HUB = web.AppKey("live_hub", LiveHub)
 ORIGINS = web.AppKey("show_origins", ShowOrigins)
+# Shows on air that no node holds, since when (monotonic): they end after the grace.
+ORPHANED = web.AppKey("orphaned_shows", dict)
+FOLLOW_EVERY = 1.0  # seconds between checks of the edge shows' origins
 SDP = "application/sdp"
 
 EXTRA.update(
@@ -120,7 +125,14 @@ async def whip_publish(request: web.Request) -> web.Response:
         shows.require_host(user, show)
     offer = await _read_offer(request)
     if origin := await _origin_elsewhere(request, show_id):
-        return await request.app[ORIGINS].forward(request, origin, offer.encode())
+        try:
+            return await request.app[ORIGINS].forward(request, origin, offer.encode())
+        except OriginUnavailable as exc:
+            if not exc.refused:
+                raise
+            # The show's node is gone (nothing listens there): the host publishes here,
+            # at once, and this node takes the show over.
+            log.warning("show %s: its origin %s is gone; publishing here", show_id, origin)
     live = await request.app[HUB].publish(show_id, offer)
     log.info("show %s: user %s publishing", show_id, user.id)  # the session id is a capability: not logged
     return _answer(request, live, f"/whip/{show_id}/{live.id}")
@@ -158,7 +170,7 @@ async def end_show(request: web.Request) -> web.Response:
 async def whep_play(request: web.Request) -> web.Response:
     show_id = int_param(request, "show_id")
     async with request.app[DB].session() as session:
-        await shows.get_show(session, show_id)  # 404 for an unknown show
+        show = await shows.get_show(session, show_id)  # 404 for an unknown show
     offer = await _read_offer(request)
     hub = request.app[HUB]
     if not (request.app[SETTINGS].edge_pull and hub.is_pulled(show_id)):
@@ -168,6 +180,12 @@ async def whep_play(request: web.Request) -> web.Response:
             await _pull(request, show_id, origin)  # OriginUnavailable: 503 with Retry-After
     try:
         live = await hub.play(show_id, offer, client=_viewer_client(request))
+    except ShowNotLive:
+        if show.status in shows.ON_AIR:
+            # On air, but no relay holds it just now: its node died and its host is
+            # coming back through another one. The viewer retries, never sees "ended".
+            raise OriginUnavailable("the show's relay is moving; retry") from None
+        raise
     except TooManyViewers as exc:
         # The client's own cap: it holds its sessions already (429); the show's or the
         # node's: try again soon, or another node (503).
@@ -197,6 +215,7 @@ async def _pull(request: web.Request, show_id: int, origin: str) -> None:
         return await origins.offer(origin, show_id, offer_sdp, request_id)
 
     await request.app[HUB].pull(show_id, send_offer)
+    origins.pulled_from.setdefault(show_id, origin)
 
 
 QUALITIES = {"auto": None, "low": 0, "medium": 1, "high": 2}  # simulcast layer caps
@@ -257,21 +276,43 @@ async def recording(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def end_orphaned_shows(app: web.Application) -> list[int]:
-    """Ends the shows the database calls live that no node holds any more: their node
-    was killed (SIGKILL, power loss) before it could end them. Alone (no origin
+async def end_orphaned_shows(app: web.Application, now: float | None = None) -> list[int]:
+    """Follows the shows the database calls on air that no node holds any more: their
+    node was killed (SIGKILL, power loss) before it could end them. Alone (no origin
     registry) a node holds every live show itself, so one its hub does not know of is
     left from before a restart. With a registry, a show is orphaned once its origin's
-    claim has expired; while Redis cannot answer nothing is ended."""
+    claim or heartbeat has run out; while Redis cannot answer nothing is changed.
+
+    An orphaned show is first *reconnecting*, as when its publisher drops: its host
+    may publish again through any node within ``publisher_grace`` (an edge holding
+    its viewers takes it over). Only then is it ended. Returns the shows ended."""
+    now = time.monotonic() if now is None else now
+    orphaned = app[ORPHANED]
     async with app[DB].session() as session:
         live = await shows.live_show_ids(session)
+    for show_id in set(orphaned) - set(live):
+        del orphaned[show_id]
     ended = []
     for show_id in live:
         if app[HUB].is_live(show_id):
+            orphaned.pop(show_id, None)
             continue
         claimed = await app[ORIGINS].is_claimed(show_id)
         if claimed or (claimed is None and app[ORIGINS].redis is not None):
+            orphaned.pop(show_id, None)
             continue
+        since = orphaned.setdefault(show_id, now)
+        app[HUB].origin_lost(show_id)  # an edge here holds its viewers for the host
+        if now - since <= app[SETTINGS].publisher_grace:
+            async with app[DB].transaction() as session:
+                show = await shows.get_show(session, show_id)
+                newly = show.status is ShowStatus.live
+                await shows.mark_reconnecting(session, show_id)
+            if newly:
+                log.warning("show %s: its origin is gone; reconnecting", show_id)
+                await app[EVENTS].to_show(show_id, "show_status", {"status": "reconnecting"})
+            continue
+        del orphaned[show_id]
         async with app[DB].transaction() as session:
             show = await shows.get_show(session, show_id)
             if show.status not in shows.ON_AIR:
@@ -283,6 +324,43 @@ async def end_orphaned_shows(app: web.Application) -> list[int]:
         await app[EVENTS].to_show(show_id, "show_status", {"status": "ended"})
         ended.append(show_id)
     return ended
+
+
+async def follow_origins(app: web.Application) -> None:
+    """Edge shows follow their origin: when its node dies the edge holds its viewers,
+    and when the host publishes again through another node the edge pulls the show
+    from there, under the same viewers."""
+    hub, origins = app[HUB], app[ORIGINS]
+    edges = hub.edge_shows()
+    for show_id in set(origins.pulled_from) - set(edges):
+        del origins.pulled_from[show_id]
+    for show_id in edges:
+        try:
+            origin = await origins.origin(show_id)
+        except aioredis.RedisError:
+            return
+        if origin is None:
+            hub.origin_lost(show_id)
+        elif origin != origins.node_url and (origin != origins.pulled_from.get(show_id) or hub.needs_origin(show_id)):
+
+            async def send_offer(offer_sdp: str, origin: str = origin, show_id: int = show_id) -> str:
+                return await origins.offer(origin, show_id, offer_sdp)
+
+            try:
+                await hub.repull(show_id, send_offer)
+            except LiveError as exc:
+                log.warning("show %s: could not pull it again from %s (%s)", show_id, origin, exc.code)
+                continue
+            origins.pulled_from[show_id] = origin
+
+
+async def _follow_origins(app: web.Application) -> None:
+    while True:
+        await asyncio.sleep(FOLLOW_EVERY)
+        try:
+            await follow_origins(app)
+        except Exception:
+            log.exception("could not follow the edge shows' origins")
 
 
 async def _end_orphaned_shows(app: web.Application, interval: float) -> None:
@@ -328,8 +406,17 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
                 log.info("show %s: reconnecting until %s (%s)", event.show_id, event.deadline.isoformat(), event.reason)
                 status = "reconnecting"
             elif isinstance(event, ShowResumed):
+                if event.taken_over:  # from a dead origin: the show is held here now
+                    await app[ORIGINS].claim(event.show_id)
+                    app[ORIGINS].pulled_from.pop(event.show_id, None)
                 async with app[DB].transaction() as session:
-                    await shows.mark_resumed(session, event.show_id)
+                    show = await shows.mark_resumed(session, event.show_id)
+                    if event.taken_over:
+                        # TODO(issue 13): recording parts. The dead origin's part stays on
+                        # its disk; the show's recording is the part recorded here.
+                        log.warning("show %s: taken over; recording a new part %s (the lost origin's was %s)",
+                                    event.show_id, event.recording_path, show.recording_path)
+                        show.recording_path = event.recording_path
                 status = "live"
             else:
                 async with app[DB].transaction() as session:
@@ -361,11 +448,16 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
     )
     app[HUB] = hub
     app[ORIGINS] = ShowOrigins(app[REDIS], settings.node_url, settings.secret)
+    app[ORPHANED] = {}
+    app[ORIGINS].start()
     register_stats("livemall_relay", hub.stats)
-    reaper = asyncio.create_task(_end_orphaned_shows(app, settings.orphan_check_interval))
+    tasks = [asyncio.create_task(_end_orphaned_shows(app, settings.orphan_check_interval))]
+    if app[ORIGINS].redis is not None and settings.edge_pull:
+        tasks.append(asyncio.create_task(_follow_origins(app)))
     yield
-    reaper.cancel()
-    await asyncio.gather(reaper, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
     await hub.close()
     await app[ORIGINS].close()
 

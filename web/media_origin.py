@@ -32,12 +32,20 @@ log = logging.getLogger(__name__)
 
 FORWARDED = "X-Livemall-Forwarded"
 TTL = 30  # seconds; refreshed every TTL/3 while the show is live here
+# A node's heartbeat: a claim counts only while its node's heartbeat lives, so a node
+# that dies (SIGKILL, power loss) loses its shows within seconds, not TTL.
+HEARTBEAT_TTL = 3.0
+HEARTBEAT_EVERY = 1.0
 _PASSED_HEADERS = ("Content-Type", "Authorization", "X-Request-Id")
 _RETURNED_HEADERS = ("Content-Type", "Location", "ETag", "Retry-After")
 
 
 def _key(show_id: int) -> str:
     return f"livemall:show:{show_id}:origin"
+
+
+def _alive_key(node_url: str) -> str:
+    return f"livemall:node:{node_url}:alive"
 
 
 class ShowOrigins:
@@ -49,6 +57,28 @@ class ShowOrigins:
         self._secret = secret
         self._refreshers: dict[int, asyncio.Task] = {}
         self._http: aiohttp.ClientSession | None = None
+        self._heartbeat: asyncio.Task | None = None
+        self.pulled_from: dict[int, str] = {}  # edge shows: the origin each was pulled from
+
+    def start(self) -> None:
+        """Begin this node's heartbeat (its claims count while it lives)."""
+        if self.redis is not None and self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._beat())
+
+    async def _beat(self) -> None:
+        while True:
+            raise_if_cancelled()
+            with contextlib.suppress(aioredis.RedisError):
+                await self.redis.set(_alive_key(self.node_url), b"1", px=int(HEARTBEAT_TTL * 1000))
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    async def declare_dead(self, origin: str) -> None:
+        """Another node refused a connection: its process is gone. Its heartbeat is
+        dropped at once (it sets it again within a second if it is in fact alive), so
+        its shows can be taken over now rather than when the heartbeat runs out."""
+        if self.redis is not None and origin != self.node_url:
+            with contextlib.suppress(aioredis.RedisError):
+                await self.redis.delete(_alive_key(origin))
 
     async def claim(self, show_id: int) -> None:
         if self.redis is None:
@@ -73,24 +103,32 @@ class ShowOrigins:
             if await self.redis.get(key) == self.node_url.encode():
                 await self.redis.delete(key)
 
+    async def origin(self, show_id: int) -> str | None:
+        """The node holding the show, if its claim is live (its node's heartbeat too).
+        Raises RedisError when Redis cannot answer."""
+        value = await self.redis.get(_key(show_id))
+        origin = value.decode() if value else None
+        if origin is None or origin == self.node_url:
+            return origin
+        return origin if await self.redis.exists(_alive_key(origin)) else None
+
     async def elsewhere(self, show_id: int) -> str | None:
         """The origin URL of a show live on another node, if any."""
         if self.redis is None:
             return None
         try:
-            value = await self.redis.get(_key(show_id))
+            origin = await self.origin(show_id)
         except aioredis.RedisError:
             return None  # Redis down: answer locally rather than fail the request
-        origin = value.decode() if value else None
         return origin if origin and origin != self.node_url else None
 
     async def is_claimed(self, show_id: int) -> bool | None:
-        """Whether some node holds the show; None when that cannot be known (no registry,
-        or Redis down), so a caller never ends a show on a guess."""
+        """Whether a live node holds the show; None when that cannot be known (no
+        registry, or Redis down), so a caller never ends a show on a guess."""
         if self.redis is None:
             return None
         try:
-            return bool(await self.redis.exists(_key(show_id)))
+            return await self.origin(show_id) is not None
         except aioredis.RedisError:
             return None
 
@@ -115,11 +153,13 @@ class ShowOrigins:
                     response.headers.add("Link", value)
                 return response
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            # The origin died (its claim lives on in Redis for up to TTL seconds) or is
-            # unreachable: the client may retry; by then the claim has expired or moved.
+            # The origin died or is unreachable: the client may retry; by then its
+            # heartbeat has run out (a refused connection drops it at once).
             log.warning("origin %s of show %s unreachable: %s", origin, request.match_info.get("show_id"),
                         type(exc).__name__)
-            raise OriginUnavailable("the node holding this show is unreachable; retry") from exc
+            if _refused(exc):
+                await self.declare_dead(origin)
+            raise OriginUnavailable("the node holding this show is unreachable; retry", refused=_refused(exc)) from exc
 
     async def offer(self, origin: str, show_id: int, offer_sdp: str, request_id: str | None = None) -> str:
         """An edge's WHEP exchange with the show's origin: POST the offer, return the SDP
@@ -141,7 +181,9 @@ class ShowOrigins:
                 raise OriginUnavailable(f"the origin answered {r.status}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.warning("origin %s of show %s unreachable: %s", origin, show_id, type(exc).__name__)
-            raise OriginUnavailable("the node holding this show is unreachable; retry") from exc
+            if _refused(exc):
+                await self.declare_dead(origin)
+            raise OriginUnavailable("the node holding this show is unreachable; retry", refused=_refused(exc)) from exc
 
     def _client(self) -> aiohttp.ClientSession:
         if self._http is None:
@@ -149,11 +191,19 @@ class ShowOrigins:
         return self._http
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         for show_id in list(self._refreshers):  # release() stops each refresher
             with contextlib.suppress(Exception):
                 await self.release(show_id)
         if self._http is not None:
             await self._http.close()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Nothing listens at the node's address: its process is gone."""
+    return isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, ConnectionRefusedError)
 
 
 PROOF_WINDOW = 60  # seconds a forwarding proof stays valid (node clocks agree to NTP)

@@ -66,7 +66,7 @@ class Settings:
     node_url: str = ""
     public_ip: str = ""
     udp_ports: str = ""  # UDP range for WebRTC media, e.g. "40000-40100"; empty: any port
-    orphan_check_interval: float = 15.0  # seconds between checks for live shows no node holds
+    orphan_check_interval: float = 2.0  # seconds between checks for shows on air no node holds
     # Edge relaying: a WHEP POST for a show live on another node makes this node pull the
     # show from its origin (once, shared by all its viewers) and serve the viewer itself,
     # instead of forwarding the request; one show then scales past one process's fan-out.

@@ -4,6 +4,8 @@ the show pulls it from the origin once and serves its viewers itself."""
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Iterator
 
 import pytest
@@ -12,6 +14,7 @@ import redis
 from tests.cluster.clients import HOST, Api, eventually, media_origin, play, publish
 from tests.cluster.conftest import Cluster, run_cluster
 from tests.cluster.test_cluster_media import _relay
+from tests.cluster.test_node_loss import _alive
 from tests.live.conftest import in_order_with_few_gaps
 
 
@@ -87,3 +90,38 @@ async def _viewers_are(api: Api, cluster: Cluster, origin: int, on_origin: int, 
 
 async def _is_live(api: Api, show_id: int) -> bool:
     return await api.show_status(show_id) == "live"
+
+
+async def test_a_killed_origins_edge_viewers_stay_and_get_the_host_republishing_through_the_survivor(
+    edge_api, edge_cluster, peers
+):
+    token = await edge_api.login(HOST)
+    show_id = await edge_api.new_show(token)
+    await publish(edge_api, show_id, token, peers)
+    await eventually(lambda: _is_live(edge_api, show_id), 10, "the show marked live")
+    origin_url = await eventually(lambda: media_origin(edge_cluster.redis, show_id), 10, "the show's origin")
+    origin = edge_cluster.node_of(origin_url)
+    survivor = edge_api.at(edge_cluster.node_url(3 - origin))
+    viewer, headers = await play(survivor, show_id, peers)  # an edge viewer
+    assert _node_of_session(headers["Location"]) == f"n{3 - origin}"
+    await viewer.frames(10)
+
+    pid = edge_cluster.pid(f"node{origin}")
+    try:
+        os.kill(pid, signal.SIGKILL)
+        await eventually(lambda: not _alive(pid), 5, "the killed node gone")
+        seen = len(viewer.counters)
+
+        # The host publishes again through the survivor: accepted at the first try (the
+        # dead origin refuses connections, so the survivor takes the show over at once).
+        await publish(survivor, show_id, token, peers)
+
+        # The same viewer, on the same connection, decodes the new publisher's frames.
+        await viewer.frames(seen + 20, timeout=20)
+        assert "video" not in viewer.ended
+        assert await media_origin(edge_cluster.redis, show_id) == edge_cluster.node_url(3 - origin)
+        await eventually(lambda: _is_live(edge_api, show_id), 10, "the show live again")
+        relay = await _relay(edge_api, edge_cluster.node_url(3 - origin))
+        assert relay["livemall_relay_shows_taken_over_total"] == 1
+    finally:
+        edge_cluster.ensure_running()

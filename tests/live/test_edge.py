@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from live.errors import PublisherExists, ShowNotLive
-from live.hub import LiveHub
+from live.hub import LiveHub, ShowResumed
 from tests.live.conftest import Events, eventually, in_order_with_few_gaps
 
 SHOW = 1
@@ -228,3 +228,50 @@ async def test_session_ids_start_with_the_hubs_prefix(make_hub, publisher, viewe
 
     assert session.id.startswith("n2.") and viewing.id.startswith("n2.")
     await hub.stop(SHOW, viewing.id)
+
+
+async def test_an_edge_whose_origin_died_keeps_its_viewers_for_a_publisher_taking_over_here(
+    hub, make_edge, publisher, viewer, edge_events
+):
+    source = publisher()
+    await source.publish(hub, SHOW)
+    edge = make_edge()
+    await edge.pull(SHOW, whep_to(hub))
+    watcher = viewer()
+    await watcher.join(edge, SHOW)
+    await watcher.frames(10)
+
+    edge.origin_lost(SHOW)  # the web layer saw the origin's node die
+    await source.close()
+    seen = len(watcher.counters)
+    await publisher().publish(edge, SHOW)  # the host publishes again, through this node
+
+    resumed = await edge_events.next(ShowResumed)
+    assert resumed.taken_over
+    await watcher.frames(seen + 10)  # the same viewer connection, no new WHEP
+    assert "video" not in watcher.ended
+    assert edge.is_live(SHOW) and not edge.is_pulled(SHOW)
+    assert edge.stats()["shows_taken_over_total"] == 1
+
+
+async def test_an_edge_pulls_the_show_again_from_its_new_origin_under_the_same_viewers(
+    hub, make_hub, make_edge, publisher, viewer
+):
+    first = publisher()
+    await first.publish(hub, SHOW)
+    edge = make_edge()
+    await edge.pull(SHOW, whep_to(hub))
+    watcher = viewer()
+    await watcher.join(edge, SHOW)
+    await watcher.frames(10)
+
+    edge.origin_lost(SHOW)
+    await first.close()
+    new_origin = make_hub(recordings_dir=None)
+    await publisher().publish(new_origin, SHOW)  # the host came back through a third node
+    seen = len(watcher.counters)
+    await edge.repull(SHOW, whep_to(new_origin))
+
+    await watcher.frames(seen + 10)
+    assert "video" not in watcher.ended
+    assert new_origin.stats()["shows"][SHOW]["viewers"] == 1  # the edge, once

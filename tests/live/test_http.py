@@ -204,19 +204,28 @@ async def test_socketio_clients_see_the_show_go_live_and_end(demo_db, tmp_path, 
         await server.close()
 
 
-async def test_a_show_no_node_holds_is_ended_by_the_orphan_check(client):
+async def test_a_show_no_node_holds_is_reconnecting_then_ended_after_the_grace(client, viewer):
     # As after a SIGKILL: the database says live, but no relay holds the show.
+    import time
     from datetime import datetime, timezone
 
     from orders import shows as show_repo
-    from web.appkeys import DB
+    from web.appkeys import DB, SETTINGS
     from web.media import end_orphaned_shows
 
     app = client.server.app
     async with app[DB].transaction() as session:
         await show_repo.mark_live(session, SHOW, datetime.now(timezone.utc), None)
     assert await show_status(client) == "live"
-    assert await end_orphaned_shows(app) == [SHOW]
+    now = time.monotonic()
+    assert await end_orphaned_shows(app, now=now) == []
+    assert await show_status(client) == "reconnecting"  # its host may publish again, anywhere
+    response = await client.post(f"/whep/{SHOW}", data=await viewer().offer(), headers=SDP)
+    assert response.status == 503 and (await response.json())["error"] == "origin_unavailable"
+    assert response.headers["Retry-After"]
+
+    later = now + app[SETTINGS].publisher_grace + 1
+    assert await end_orphaned_shows(app, now=later) == [SHOW]
     assert await show_status(client) == "ended"
 
 
