@@ -62,6 +62,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -960,7 +961,15 @@ def main() -> None:
                              "(see browser_like_receiver)")
     parser.add_argument("--media", type=Path, help="encoded media to reuse (written if missing)")
     parser.add_argument("--json", help="write the figures to this file")
+    parser.add_argument("--log-switches", action="store_true",
+                        help="print the relay's layer switches and their reasons (live.simulcast at DEBUG)")
     args = parser.parse_args()
+    if args.log_switches:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(relativeCreated)9.0f ms %(message)s"))
+        switches = logging.getLogger("live.simulcast")
+        switches.addHandler(handler)
+        switches.setLevel(logging.DEBUG)
     if os.geteuid() != 0:
         sys.exit("bench/networks.py needs root (network namespaces, tc, nft)")
     ensure_loopback_namespace()

@@ -202,7 +202,7 @@ class DownTrack:
                 for sequence_number in packet.lost:
                     self.retransmit(sequence_number)
                 if feedback is not None:
-                    feedback.on_nack(self, len(packet.lost))
+                    feedback.on_nack(self, self.fresh_nacks(packet.lost))
         elif isinstance(packet, RtcpPsfbPacket):
             if packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
                 self.track.viewer_lost_picture()
@@ -212,6 +212,10 @@ class DownTrack:
                 except Exception:
                     return  # a malformed REMB is ignored
                 feedback.on_remb(self, bitrate)
+
+    def fresh_nacks(self, lost: list[int]) -> int:
+        """How many of a NACK's sequence numbers count as new losses (see LayeredDownTrack)."""
+        return len(lost)
 
     def mark_started(self, first_sequence: int, track: Optional["TrackFanout"] = None) -> bool:
         """``track`` starts sending to this viewer at ``first_sequence``; False if the

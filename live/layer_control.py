@@ -26,6 +26,12 @@ much video freezes the picture at once; too little only makes it softer for a wh
   REMB never rose above the clamp, no padding arrived, and the controller tries the layer
   itself ("probe with media", LiveKit's `ProbeModeMedia`), reverting if REMB falls or loss
   appears.
+- Loss that does not grow with the rate is not congestion: a viewer on Wi-Fi or a lossy
+  mobile link loses 5 % on every layer, and NACKs repair it. The controller keeps each
+  layer's loss as measured while the viewer was on it, and judges a layer by the loss
+  *above* what a lower layer showed (the floor, at most 10 %); a viewer that has been on
+  no lower layer is judged by the plain figures. Deciding to step up, a higher layer
+  that lost no more than this one also counts as a floor.
 - A viewer that sends no REMB (and every viewer for its first ~5 s, before Chromium's
   first REMB) is steered by loss alone: step up by trying the next layer, keep it if loss
   stays < 5 % and NACKs < 4 % for 3 s (LiveKit's probe-time NACK threshold).
@@ -55,6 +61,9 @@ RTCP_FRESH = 3.0  # Chromium sends a video RR every second; older loss figures a
 NACK_HEAVY = 0.08  # LiveKit's congestion threshold ...
 NACK_WINDOW_MIN, NACK_WINDOW_MAX = 2.0, 3.0  # ... over a 2-3 s window
 SWITCH_GRACE = 0.5  # NACKs for the previous layer's losses still arrive an RTT after a switch
+LOSS_FLOOR_MAX = 0.10  # random loss excused at most: beyond it repair cannot keep up anyway
+LOSS_MEMORY = 0.3  # weight of a new RR in a layer's remembered loss (an EWMA)
+RR_SETTLE = 1.0  # an RR within 1 s of a switch also covers the previous layer
 
 # -- stepping up --------------------------------------------------------------------------
 HOLD = 10.0  # no step up for 10 s after a bandwidth downgrade (mediasoup)
@@ -112,12 +121,14 @@ class LayerController:
         self._loss = 0.0
         self._losses: list[float] = []  # the last two RRs since the last switch or step down
         self._rr_at = -inf
+        self._loss_on: list[float | None] = [None] * layer_count  # each layer's loss, remembered
         self._window_start = now
         self._window_nacked = 0
         self._window_sent = 0
         self._backoff = HOLD
         self._hold_until = -inf
         self._step_up: _StepUp | None = None
+        self.reason = "start"  # what moved the target last, for logs
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -156,7 +167,7 @@ class LayerController:
         attempt = self._step_up
         if attempt is not None and attempt.remb_guided and attempt.since is not None:
             if bitrate_bps < attempt.best_remb * ATTEMPT_REMB_FALL:
-                self._give_up(FAILED, now)
+                self._give_up(FAILED, now, "REMB fell during the attempt")
             elif bitrate_bps >= attempt.goal_bps:
                 self._succeed(attempt.layer)
             else:
@@ -164,7 +175,7 @@ class LayerController:
 
         budget = self._budget(bitrate_bps)
         if previous is not None and bitrate_bps < previous * SHARP_DROP:
-            self._step_down(self._highest_fitting(budget), now)
+            self._step_down(self._highest_fitting(budget), now, "sharp REMB drop")
             return
         # While a layer is tried for real on a REMB viewer, the REMB is still clamped by
         # what the lower layer carried: it is expected to lag the layer's rate.
@@ -174,17 +185,26 @@ class LayerController:
         short = budget < BUDGET_SHORT * self._rates[layer] and not lagging_by_design
         self._short_rembs = self._short_rembs + 1 if short else 0
         if self._short_rembs >= 2:
-            self._step_down(self._highest_fitting(budget), now)
+            self._step_down(self._highest_fitting(budget), now, "REMB short of the layer")
 
     def on_receiver_report(self, fraction_lost: float, now: float) -> None:
         """Loss since the viewer's previous RR, 0..1."""
         self._loss, self._rr_at = fraction_lost, now
         self._losses = [*self._losses[-1:], fraction_lost]
+        if now - self._switched_at >= RR_SETTLE:
+            known = self._loss_on[self._current]
+            self._loss_on[self._current] = (
+                fraction_lost if known is None else known + LOSS_MEMORY * (fraction_lost - known)
+            )
         attempt = self._step_up
-        if attempt is not None and attempt.since is not None and fraction_lost > ATTEMPT_LOSS:
-            self._give_up(FAILED, now)
-        if len(self._losses) == 2 and min(self._losses) > LOSS_HEAVY:
-            self._step_down(self._layer(now) - 1, now)
+        if (
+            attempt is not None
+            and attempt.since is not None
+            and fraction_lost - self._floor_below(attempt.layer) > ATTEMPT_LOSS
+        ):
+            self._give_up(FAILED, now, "RR loss during the attempt")
+        if len(self._losses) == 2 and min(self._losses) - self._floor_below(self._current) > LOSS_HEAVY:
+            self._step_down(self._layer(now) - 1, now, "RR loss")
 
     def on_nack(self, nacked_packets: int, now: float) -> None:
         self._count_packets(nacked_packets, 0, now)
@@ -238,7 +258,7 @@ class LayerController:
             # probe started (an older, higher REMB stays put: the clamp never lowers it).
             unpadded = max(attempt.first_remb, self._remb_clamp(attempt.from_layer))
             if attempt.with_media or attempt.best_remb > PROBE_HEADROOM * unpadded:
-                self._give_up(INCONCLUSIVE, now)
+                self._give_up(INCONCLUSIVE, now, "probe inconclusive")
             else:
                 # The REMB did not move: the caller sent no padding, so the probe said nothing
                 # about the link. Try the layer itself.
@@ -251,6 +271,7 @@ class LayerController:
                     since=None,
                 )
                 self._target = attempt.layer
+                self.reason = "trying the next layer (no padding)"
 
     def _maybe_step_up(self, now: float) -> None:
         layer = self._layer(now)
@@ -258,8 +279,7 @@ class LayerController:
             return  # a switch is pending, or the wanted layer is not being sent
         if now < self._hold_until or now - self._switched_at < ON_LAYER_MIN:
             return
-        clean = len(self._losses) == 2 and max(self._losses) < LOSS_CLEAN
-        if not clean or now - self._rr_at > RTCP_FRESH:
+        if len(self._losses) < 2 or now - self._rr_at > RTCP_FRESH:
             return
         remb = self._remb if now - self._remb_at < REMB_GONE else None
         if remb is not None and (
@@ -270,10 +290,20 @@ class LayerController:
         if not following:
             return
         up = following[0]
+        worst = max(self._losses)
+        # Clean: no more loss than another layer showed. Moderate loss with nothing to
+        # compare it to is tried once above (then it is known, and the hold grows if it
+        # was congestion).
+        clean = worst - self._floor_besides(layer) < LOSS_CLEAN or (
+            self._loss_on[up] is None and worst < LOSS_FLOOR_MAX
+        )
+        if not clean:
+            return
         goal = PROBE_GOAL * self._rates[up] + self._audio
         if remb is None:  # loss alone can only judge a layer by sending it
             self._step_up = _StepUp(up, layer, goal, with_media=True, remb_guided=False, since=None)
             self._target = up
+            self.reason = "trying the next layer"
         elif remb >= goal:
             self._succeed(up)
         else:
@@ -281,21 +311,24 @@ class LayerController:
             self._step_up.first_remb = self._step_up.best_remb = remb
 
     def _succeed(self, layer: int) -> None:
+        self.reason = "step up proven"
         self._step_up = None
         self._target = max(self._target, layer)
         self._backoff = HOLD
 
-    def _give_up(self, factor: float, now: float) -> None:
+    def _give_up(self, factor: float, now: float, reason: str) -> None:
         """End the attempt: back off, and leave a layer that was tried with media."""
+        self.reason = reason
         attempt, self._step_up = self._step_up, None
         self._backoff = min(self._backoff * factor, HOLD_MAX)
         self._hold_until = max(self._hold_until, now + self._backoff)
         if attempt is not None and attempt.with_media:
             self._lower(attempt.from_layer, now)
 
-    def _step_down(self, layer: int, now: float) -> None:
+    def _step_down(self, layer: int, now: float, reason: str) -> None:
         if self._step_up is not None:
-            self._give_up(FAILED, now)
+            self._give_up(FAILED, now, reason)
+        self.reason = reason
         self._lower(layer, now)
 
     def _lower(self, layer: int, now: float) -> None:
@@ -317,19 +350,30 @@ class LayerController:
         if attempt is not None and attempt.since is not None:
             attempt.nacked += nacked
             attempt.sent += sent
+            floor = self._floor_below(attempt.layer)
             if (
                 now - attempt.since >= ATTEMPT_NACK_MIN
-                and attempt.nacked > ATTEMPT_NACK * attempt.sent > 0
+                and attempt.nacked > (ATTEMPT_NACK + floor) * attempt.sent > 0
             ):
-                self._give_up(FAILED, now)
+                self._give_up(FAILED, now, "NACKs during the attempt")
         if (
             now - self._window_start >= NACK_WINDOW_MIN
-            and self._window_nacked > NACK_HEAVY * self._window_sent > 0
+            and self._window_nacked > (NACK_HEAVY + self._floor_below(self._current)) * self._window_sent > 0
         ):
-            self._step_down(self._layer(now) - 1, now)
+            self._step_down(self._layer(now) - 1, now, "NACK ratio")
 
     def _restart_nack_window(self, now: float) -> None:
         self._window_start, self._window_nacked, self._window_sent = now, 0, 0
+
+    def _floor_below(self, layer: int) -> float:
+        """Loss the viewer showed on a lower layer: random, not caused by the rate."""
+        known = [loss for loss in self._loss_on[:layer] if loss is not None]
+        return min(min(known), LOSS_FLOOR_MAX) if known else 0.0
+
+    def _floor_besides(self, layer: int) -> float:
+        """For a step up from ``layer``: a higher layer that lost as much proves it too."""
+        known = [loss for i, loss in enumerate(self._loss_on) if loss is not None and i != layer]
+        return min(min(known), LOSS_FLOOR_MAX) if known else 0.0
 
     def _budget(self, remb: float) -> float:
         """What REMB leaves for video, scaled by loss (mediasoup): x1.08, x1 or x(1 - loss / 2)."""

@@ -22,6 +22,7 @@ the viewer's quality choice. The recording keeps the layer with the largest pict
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any, Optional
@@ -34,6 +35,8 @@ from live.layer_control import LayerController
 from live.recorder import Recorder
 from live.track_fanout import DEFAULT_REPLAY_WINDOW, TrackFanout
 
+logger = logging.getLogger(__name__)
+
 _NTP_FRACTION = 1 << 32
 ACTIVE_WITHIN = 2.0  # seconds: a layer that delivered no frame for longer is inactive
 AUDIO_BPS = 64_000  # what the viewer's audio is assumed to take of its link
@@ -45,6 +48,7 @@ RECORDER_WAIT = 2.0
 # REMB swung from 1.5 Mbit/s to 50 kbit/s and moved a viewer from the top layer to the
 # bottom. Until the stamp is sent, layers follow loss and NACKs alone.
 USE_REMB = False
+NACKS_REMEMBERED = 1024  # sequence numbers; a few seconds of the top layer
 
 
 class LayeredDownTrack(DownTrack):
@@ -60,6 +64,8 @@ class LayeredDownTrack(DownTrack):
         "_pending_start",
         "_segments",
         "_continue_from",
+        "_left_early",
+        "_nacked",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -75,6 +81,10 @@ class LayeredDownTrack(DownTrack):
         self._segments: list[tuple[int, TrackFanout, int, int]] = []
         # at a switch: the last sequence number and timestamp this viewer was sent
         self._continue_from: Optional[tuple[int, int]] = None
+        self._left_early = False  # stopped receiving its layer before the switch landed
+        # Sequence numbers NACKed lately: a browser asks again for a packet whose
+        # retransmission is late or lost, and one loss must not count as several.
+        self._nacked: dict[int, None] = {}
 
     def mark_started(self, first_sequence: int, track: Optional[TrackFanout] = None) -> bool:
         """Called by the layer that starts sending to this viewer, at a keyframe. A
@@ -83,10 +93,9 @@ class LayeredDownTrack(DownTrack):
         target = self.switching_to
         if target is not None and track is target and target is not self.track:
             previous = self.track
-            last_sequence = (previous.packetizer.sequence_number - 1 + self._seq_delta) & 0xFFFF
-            last_timestamp = previous.last_timestamp
-            if last_timestamp is not None:
-                self._continue_from = (last_sequence, (last_timestamp + self._ts_adjust) & 0xFFFFFFFF)
+            if not self._left_early:
+                self._note_last_sent(previous)
+            self._left_early = False
             self.switching_to = None
             self.track = target
             previous.detach(self)
@@ -99,6 +108,43 @@ class LayeredDownTrack(DownTrack):
         self.first_sequence = first_sequence
         self._pending_start = first_sequence
         return True
+
+    def fresh_nacks(self, lost: list[int]) -> int:
+        nacked = self._nacked
+        fresh = 0
+        for sequence_number in lost:
+            if sequence_number not in nacked:
+                nacked[sequence_number] = None
+                fresh += 1
+        while len(nacked) > NACKS_REMEMBERED:
+            del nacked[next(iter(nacked))]
+        return fresh
+
+    @property
+    def left_early(self) -> bool:
+        return self._left_early
+
+    def leave_early(self) -> None:
+        """Stop receiving the current layer now rather than at the switch (a step down:
+        the viewer's link is choked by this layer, and the lower layer's keyframe gets
+        through sooner on a drained link). Its numbering continues from here."""
+        if self.switching_to is None or self._left_early or self.first_sequence is None:
+            return
+        self._note_last_sent(self.track)
+        self._left_early = True
+        self.track.detach(self)
+
+    def come_back(self) -> None:
+        """Back to the layer it left early (the switch was called off): from that
+        layer's next keyframe, numbered on from where it left."""
+        self._left_early = False
+        self.track.attach(self, replay=False)
+
+    def _note_last_sent(self, layer: TrackFanout) -> None:
+        last_sequence = (layer.packetizer.sequence_number - 1 + self._seq_delta) & 0xFFFF
+        last_timestamp = layer.last_timestamp
+        if last_timestamp is not None:
+            self._continue_from = (last_sequence, (last_timestamp + self._ts_adjust) & 0xFFFFFFFF)
 
     def _begin_segment(self, sequence_number: int, timestamp: int) -> None:
         self._pending_start = None
@@ -405,11 +451,18 @@ class SimulcastTrack:
             if downtrack.switching_to is not None:  # changed its mind before the keyframe
                 downtrack.switching_to.cancel_wait(downtrack)
                 downtrack.switching_to = None
+                if downtrack.left_early:
+                    downtrack.come_back()
             return
         if downtrack.switching_to is not None:
             downtrack.switching_to.cancel_wait(downtrack)
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("viewer %x: layer %s -> %s (%s)", id(downtrack) & 0xFFFF, self.layer_of(downtrack),
+                         quality, controller.reason)
         downtrack.switching_to = target
         target.attach(downtrack, replay=False)  # from the layer's next keyframe, asked for now
+        if downtrack.switching_to is target and quality < (self.layer_of(downtrack) or 0):
+            downtrack.leave_early()
 
     def on_switched(self, downtrack: LayeredDownTrack) -> None:
         """A switch landed (the target layer's keyframe went out): the controller judges

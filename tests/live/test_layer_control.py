@@ -380,3 +380,27 @@ def test_relay_that_never_probes_does_not_keep_a_remb_viewer_on_a_layer_its_link
 
     assert trace[-1][1] == 1
     assert all(stay <= 3.0 for stay in excursions(trace, TOP))
+
+
+# -- random loss -----------------------------------------------------------------------------
+
+
+def test_random_loss_that_every_layer_shows_does_not_keep_a_viewer_off_the_top():
+    # Wi-Fi-like: 5 % of packets lost whatever the rate; NACKs repair them.
+    viewer = Viewer(LayerController(3, initial=0, now=0.0), sends_remb=False)
+    viewer.extra_loss = 0.05
+
+    trace = viewer.run_until(90.0)
+
+    assert layers(trace, start=60.0) == {TOP}
+
+
+def test_random_loss_does_not_hide_congestion_above_it():
+    # 5 % lost on every layer, and the link carries h but not f.
+    viewer = Viewer(LayerController(3, initial=0, now=0.0), sends_remb=False, capacity=1_000_000)
+    viewer.extra_loss = 0.05
+
+    trace = viewer.run_until(120.0)
+
+    assert trace[-1][1] == 1
+    assert all(stay <= 3.0 for stay in excursions(trace, TOP))

@@ -161,6 +161,41 @@ async def test_switching_down_and_up_again_keeps_one_continuous_stream():
     assert continuous(wire.headers())
 
 
+async def test_a_step_down_stops_the_choking_layer_at_once_and_numbering_continues_at_the_lower_keyframe():
+    track, publisher = started()
+    downtrack, wire = viewer(track)  # on the top layer
+    publisher.send(keyframes=(0, 1, 2))
+    publisher.send()
+
+    track.switch(downtrack, 0, now=2.0)
+    sent = len(wire.sent)
+    publisher.send()  # no bottom keyframe yet: nothing more of the top layer either
+    publisher.send()
+    assert len(wire.sent) == sent
+    publisher.send(keyframes=(0,))
+
+    assert track.layer_of(downtrack) == 0 and len(wire.sent) > sent
+    assert continuous(wire.headers())
+
+
+async def test_a_step_down_called_off_before_its_keyframe_comes_back_at_its_layers_next_keyframe():
+    track, publisher = started()
+    downtrack, wire = viewer(track)
+    publisher.send(keyframes=(0, 1, 2))
+    track.switch(downtrack, 0, now=2.0)
+    publisher.send()
+
+    track.switch(downtrack, 2, now=2.1)  # back to the layer it left
+    publisher.send(keyframes=(0,))  # the bottom keyframe no longer matters
+    sent = len(wire.sent)
+    publisher.send()
+    assert len(wire.sent) == sent  # still waiting for a top keyframe
+    publisher.send(keyframes=(2,))
+
+    assert track.layer_of(downtrack) == 2 and len(wire.sent) > sent
+    assert continuous(wire.headers())
+
+
 async def test_a_nack_after_a_switch_is_answered_from_the_layer_the_packet_came_from():
     track, publisher = started()
     downtrack, wire = viewer(track, cap=0)
@@ -244,3 +279,11 @@ async def test_a_viewer_moved_before_its_first_keyframe_waits_on_the_new_layer_a
     assert staying in track.layers[2].downtracks()
     assert len(moved_wire.headers()) == 3  # the bottom layer's keyframe only (3 packets)
     assert continuous(staying_wire.headers()) and len(staying_wire.headers()) == 6
+
+
+async def test_a_packet_nacked_again_counts_once_toward_the_viewers_loss():
+    track, publisher = started()
+    downtrack, wire = viewer(track)
+
+    assert downtrack.fresh_nacks([10, 11]) == 2
+    assert downtrack.fresh_nacks([11, 12]) == 1  # 11 asked for again: its repair was late
