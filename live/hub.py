@@ -515,6 +515,7 @@ class LiveHub:
             "plis_sent_total": totals.get("plis_sent", 0),
             "drops_total": totals.get("drops", 0),
             "layer_switches_total": totals.get("layer_switches", 0),
+            "padding_bytes_total": totals.get("padding_bytes", 0),  # simulcast probes
             "recording_drops_total": totals.get("recording_drops", 0),
             # per live show: viewers and per-track counters
             "shows": shows,

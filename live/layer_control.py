@@ -33,8 +33,14 @@ much video freezes the picture at once; too little only makes it softer for a wh
   no lower layer is judged by the plain figures. Deciding to step up, a higher layer
   that lost no more than this one also counts as a floor.
 - A viewer that sends no REMB (and every viewer for its first ~5 s, before Chromium's
-  first REMB) is steered by loss alone: step up by trying the next layer, keep it if loss
-  stays < 5 % and NACKs < 4 % for 3 s (LiveKit's probe-time NACK threshold).
+  first REMB) is steered by loss alone. A step up is first a *padding probe*: the relay
+  sends the viewer duplicates of packets it already has, from half its rate and doubling
+  every 0.5 s up to the next layer's rate (x 1.2), and the layer is taken once that load
+  has flowed for 1 s with loss < 5 % and NACKs < 4 % (LiveKit's probe-time NACK
+  threshold) above the floor. A link that cannot carry it loses some packets for half a
+  second, which NACKs repair, instead of freezing on a keyframe it cannot receive. A
+  caller that sends no padding gets the old way: the next layer tried for real, kept
+  after 3 s without loss.
 - The viewer's cap (data saver) always wins, and a layer the publisher stopped sending is
   never chosen.
 """
@@ -81,6 +87,12 @@ ATTEMPT_NACK_MIN = 0.5  # ... judged after 0.5 s
 MEDIA_TRIAL = 3.0  # without REMB, a layer tried for real is kept after 3 s without loss
 FAILED, INCONCLUSIVE = 2.0, 1.5  # hold multipliers (LiveKit's probe regulator uses 1.5)
 
+# -- the padding probe, for viewers without REMB ----------------------------------------------
+PAD_START = 0.5  # padding starts at half the rate the viewer receives ...
+PAD_GROWTH, PAD_STEP = 2.0, 0.5  # ... and doubles every 0.5 s up to what the goal needs
+PAD_HOLD = 1.0  # the whole goal carried this long without loss: the next layer fits
+PAD_UNSENT = 1.0  # no padding reported this long into a probe: the caller cannot pad
+
 
 @dataclass
 class _StepUp:
@@ -96,6 +108,8 @@ class _StepUp:
     best_remb: float = 0.0
     nacked: int = 0
     sent: int = 0
+    padded: float = 0.0  # bits of padding the caller reported sending
+    full_since: float | None = None  # when the padding first reached the goal
 
 
 class LayerController:
@@ -232,14 +246,27 @@ class LayerController:
         return self._layer(now)
 
     def want_probe(self, now: float) -> float:
-        """Bits/s of RTX padding to send now so the REMB clamp can reach the probe's goal."""
+        """Bits/s of padding to send now: for a REMB viewer, what lets the REMB clamp reach
+        the probe's goal; otherwise the padding probe's ramp toward the goal."""
         self._advance(now)
         attempt = self._step_up
         if attempt is None or attempt.with_media:
             return 0.0
-        clamp_needed = attempt.goal_bps * PROBE_HEADROOM
         received = self._rates[self._current] + self._audio
+        if not attempt.remb_guided:
+            assert attempt.since is not None
+            needed = max(0.0, attempt.goal_bps - received)
+            ramp = PAD_START * received * PAD_GROWTH ** ((now - attempt.since) // PAD_STEP)
+            if ramp >= needed and attempt.full_since is None:
+                attempt.full_since = now
+            return min(needed, ramp)
+        clamp_needed = attempt.goal_bps * PROBE_HEADROOM
         return max(0.0, (clamp_needed - REMB_CLAMP_EXTRA) / REMB_CLAMP_FACTOR - received)
+
+    def on_padding_sent(self, bits: float, now: float) -> None:
+        """The caller sent this much of the padding ``want_probe`` asked for."""
+        if self._step_up is not None:
+            self._step_up.padded += bits
 
     # -- internals ------------------------------------------------------------------------
 
@@ -251,8 +278,15 @@ class LayerController:
         elif attempt.since is None:
             return  # a layer tried with media, waiting for its keyframe
         elif not attempt.remb_guided:
-            if now - attempt.since >= MEDIA_TRIAL:
+            if attempt.with_media:
+                if now - attempt.since >= MEDIA_TRIAL:
+                    self._succeed(attempt.layer)
+            elif not attempt.padded and now - attempt.since >= PAD_UNSENT:
+                self._try_with_media(attempt, "trying the next layer (no padding)")
+            elif attempt.full_since is not None and now - attempt.full_since >= PAD_HOLD:
                 self._succeed(attempt.layer)
+            elif now - attempt.since >= PROBE_TIMEOUT:
+                self._give_up(INCONCLUSIVE, now, "probe inconclusive")
         elif now - attempt.since >= PROBE_TIMEOUT:
             # Padding lifts the REMB above both the clamp of the media alone and where the
             # probe started (an older, higher REMB stays put: the clamp never lowers it).
@@ -262,16 +296,14 @@ class LayerController:
             else:
                 # The REMB did not move: the caller sent no padding, so the probe said nothing
                 # about the link. Try the layer itself.
-                self._step_up = _StepUp(
-                    attempt.layer,
-                    attempt.from_layer,
-                    attempt.goal_bps,
-                    with_media=True,
-                    remb_guided=True,
-                    since=None,
-                )
-                self._target = attempt.layer
-                self.reason = "trying the next layer (no padding)"
+                self._try_with_media(attempt, "trying the next layer (no padding)")
+
+    def _try_with_media(self, probe: _StepUp, reason: str) -> None:
+        self._step_up = _StepUp(
+            probe.layer, probe.from_layer, probe.goal_bps, with_media=True, remb_guided=probe.remb_guided, since=None
+        )
+        self._target = probe.layer
+        self.reason = reason
 
     def _maybe_step_up(self, now: float) -> None:
         layer = self._layer(now)
@@ -300,10 +332,8 @@ class LayerController:
         if not clean:
             return
         goal = PROBE_GOAL * self._rates[up] + self._audio
-        if remb is None:  # loss alone can only judge a layer by sending it
-            self._step_up = _StepUp(up, layer, goal, with_media=True, remb_guided=False, since=None)
-            self._target = up
-            self.reason = "trying the next layer"
+        if remb is None:  # loss alone judges the probe: padding first
+            self._step_up = _StepUp(up, layer, goal, with_media=False, remb_guided=False, since=now)
         elif remb >= goal:
             self._succeed(up)
         else:

@@ -49,6 +49,8 @@ RECORDER_WAIT = 2.0
 # bottom. Until the stamp is sent, layers follow loss and NACKs alone.
 USE_REMB = False
 NACKS_REMEMBERED = 1024  # sequence numbers; a few seconds of the top layer
+PAD_PACKETS = 32  # a padding burst repeats at most this many of the newest packets
+PAD_BURST = 0.1  # seconds of padding sent at most in one go (after a gap between frames)
 
 
 class LayeredDownTrack(DownTrack):
@@ -175,15 +177,41 @@ class LayeredDownTrack(DownTrack):
         return self._srtp_protect(_rewritten(packet, out, timestamp))
 
     def retransmit(self, sequence_number: int) -> None:
+        if self._resend(sequence_number):
+            self.retransmits += 1
+
+    def pad(self, budget: int) -> int:
+        """Send up to ``budget`` bytes of duplicates of the newest packets this viewer
+        was sent (a padding probe: the link carries them, the receiver drops them as
+        duplicates). Returns the bytes sent."""
+        if not self._segments or self._left_early or self.switching_to is not None:
+            return 0
+        first_out, layer, delta, _ = self._segments[-1]
+        if layer is not self.track:
+            return 0
+        newest = (layer.packetizer.sequence_number - 1 + delta) & 0xFFFF
+        span = min(PAD_PACKETS, ((newest - first_out) & 0xFFFF) + 1)
+        sent = 0
+        for k in range(PAD_PACKETS):
+            if sent >= budget:
+                break
+            size = self._resend((newest - k % span) & 0xFFFF)
+            if not size:
+                break
+            sent += size
+        return sent
+
+    def _resend(self, sequence_number: int) -> int:
+        """Send again a packet this viewer was sent, found in the layer it came from;
+        its size, or 0 if it is no longer there."""
         for first_out, layer, delta, adjust in reversed(self._segments):
             if (sequence_number - first_out) & 0xFFFF < 0x8000:
                 packet = layer.history.get((sequence_number - delta) & 0xFFFF)
                 if packet is None:
-                    return
+                    return 0
                 timestamp = None
                 if adjust:
                     timestamp = (int.from_bytes(packet[4:8], "big") + adjust) & 0xFFFFFFFF
-                self.retransmits += 1
                 rewritten = _rewritten(packet, sequence_number, timestamp)
                 if (rewritten[1] & 0x7F) != self.payload_type:
                     rewritten = bytes((rewritten[0], (rewritten[1] & 0x80) | self.payload_type)) + rewritten[2:]
@@ -191,9 +219,12 @@ class LayeredDownTrack(DownTrack):
                     self.sendto(self._srtp_protect(rewritten), self.addr)
                 except BlockingIOError:
                     self.drops += 1
+                    return 0
                 except Exception as exc:
                     self.fail(exc)
-                return
+                    return 0
+                return len(rewritten)
+        return 0
 
 
 def _rewritten(packet: bytes, sequence_number: int, timestamp: Optional[int]) -> bytes:
@@ -250,6 +281,8 @@ class SimulcastTrack:
         self.frames_unmapped = 0
         self.rembs = 0  # REMBs received from viewers (not acted on while USE_REMB is off)
         self._closed_switches = 0
+        self._probing: dict[LayeredDownTrack, float] = {}  # viewers sent padding: last sent at
+        self.padding_bytes = 0
 
     # --- layers ---------------------------------------------------------------------
 
@@ -278,6 +311,26 @@ class SimulcastTrack:
                 self.frames_unmapped += 1  # its timeline is not known yet: not forwarded
                 return
         self.layers[index].on_frame(frame, timestamp, now)
+        if self._probing:
+            self._pad(self.layers[index], now)
+
+    def _pad(self, layer: TrackFanout, now: float) -> None:
+        """Padding for the viewers of this layer whose controller probes the next one,
+        paced by the layer's frames (so it never goes out as one burst)."""
+        for downtrack, last in list(self._probing.items()):
+            if downtrack.track is not layer:
+                continue
+            controller = self._controllers.get(downtrack)
+            rate = controller.want_probe(now) if controller is not None else 0.0
+            if not rate:
+                del self._probing[downtrack]
+                continue
+            budget = int(rate / 8 * min(now - last, PAD_BURST))
+            sent = downtrack.pad(budget) if budget > 0 else 0
+            self._probing[downtrack] = now
+            if sent:
+                self.padding_bytes += sent
+                controller.on_padding_sent(sent * 8, now)
 
     def layer_report(self, index: int, ntp_timestamp: int, rtp_timestamp: int, now: float) -> None:
         """A publisher Sender Report for a layer's SSRC: maps the layer onto the
@@ -347,6 +400,7 @@ class SimulcastTrack:
             self._closed_switches += downtrack.switches
             downtrack.switches = 0
             self._controllers.pop(downtrack, None)
+            self._probing.pop(downtrack, None)
         downtrack.track.detach(downtrack)
 
     def set_cap(self, downtrack: DownTrack, cap: Optional[int]) -> None:
@@ -428,6 +482,8 @@ class SimulcastTrack:
         if controller is None:
             return
         self.switch(downtrack, self._active_layer(controller.target(now), now), now)
+        if downtrack not in self._probing and controller.want_probe(now):
+            self._probing[downtrack] = now  # padded from the layer's next frame on
 
     def switch(self, downtrack: LayeredDownTrack, quality: int, now: float) -> None:
         """Move a viewer to the layer of that quality (0 the smallest picture) at its
@@ -520,6 +576,7 @@ class SimulcastTrack:
                 totals["plis_sent"] = totals.get("plis_sent", 0) + layer.keyframes.sent
         totals["layer_switches"] = self._closed_switches + sum(d.switches for d in self._controllers)
         totals["frames_unmapped"] = self.frames_unmapped
+        totals["padding_bytes"] = self.padding_bytes
         return totals
 
     def layer_stats(self) -> list[dict[str, Any]]:
@@ -539,6 +596,7 @@ class SimulcastTrack:
         for layer in self.layers:
             layer.close()
         self._controllers.clear()
+        self._probing.clear()
 
 
 def _area(size: Optional[tuple[int, int]]) -> int:

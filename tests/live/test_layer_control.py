@@ -74,6 +74,8 @@ class Viewer:
             self._layer = layer
             ctl.on_switched(layer, now)
         padding = ctl.want_probe(now) if self.probes else 0.0
+        if padding:
+            ctl.on_padding_sent(padding * TICK, now)
         self.most_padding = max(self.most_padding, padding)
         sent = RATES[layer] + AUDIO + padding
         loss = min(1.0, max(0.0, 1 - self.capacity / sent) + self.extra_loss)
@@ -274,14 +276,16 @@ def test_no_step_up_for_10_seconds_after_a_bandwidth_downgrade():
 
 
 def test_each_failed_step_up_doubles_the_hold_up_to_two_minutes():
-    # No REMB: every step up is a try of the top layer itself, which this link cannot carry.
-    viewer = Viewer(LayerController(3, initial=1, now=0.0), sends_remb=False, capacity=1_000_000)
+    # No REMB and no padding: every step up is a try of the top layer itself, which this
+    # link cannot carry.
+    viewer = Viewer(LayerController(3, initial=1, now=0.0), sends_remb=False, probes=False, capacity=1_000_000)
 
     trace = viewer.run_until(420.0)
 
     ups, downs = switch_times(trace, 1, TOP), switch_times(trace, TOP, 1)
     waits = [up - down for down, up in zip(downs, ups[1:])]
-    assert waits == pytest.approx([20, 40, 80, 120, 120], abs=0.5)
+    # (each try starts as a padding probe that waits 1 s for padding that never comes)
+    assert waits == pytest.approx([20, 40, 80, 120, 120], abs=1.0)
 
 
 # -- the viewer's cap ------------------------------------------------------------------------
@@ -292,10 +296,11 @@ def test_viewer_never_goes_above_its_cap():
     ctl.set_cap(1)
     viewer = Viewer(ctl)
 
+    viewer.run_until(30.0)
+    viewer.most_padding = 0.0  # what climbing to the cap took
     trace = viewer.run_until(120.0)
 
-    assert max(layers(trace)) == 1
-    assert trace[-1][1] == 1
+    assert layers(trace) == {1}
     assert viewer.most_padding == 0.0  # nothing above the cap is probed for
 
 
@@ -404,3 +409,36 @@ def test_random_loss_does_not_hide_congestion_above_it():
 
     assert trace[-1][1] == 1
     assert all(stay <= 3.0 for stay in excursions(trace, TOP))
+
+
+# -- the padding probe (viewers without REMB) ------------------------------------------------
+
+
+def test_a_padding_probe_keeps_a_viewer_off_a_layer_its_link_cannot_carry():
+    # The top layer is only ever probed for with padding, which this link cannot carry:
+    # the viewer never switches to it (no keyframe it cannot receive), and the probes
+    # back off like failed step ups.
+    viewer = Viewer(LayerController(3, initial=1, now=0.0), sends_remb=False, capacity=1_000_000)
+
+    trace = viewer.run_until(300.0)
+
+    assert layers(trace) == {1}
+    assert viewer.most_padding > 0
+
+
+def test_a_padding_probe_that_flows_clean_takes_the_next_layer():
+    viewer = Viewer(LayerController(3, initial=1, now=0.0), sends_remb=False)
+
+    trace = viewer.run_until(20.0)
+
+    up = switch_times(trace, 1, TOP)[0]
+    assert viewer.most_padding >= 1.2 * RATES[TOP] + AUDIO - (RATES[1] + AUDIO) - 1
+    assert up < 10.0 and layers(trace, start=up) == {TOP}
+
+
+def test_a_relay_that_sends_no_padding_still_gets_the_layer_tried_for_real():
+    viewer = Viewer(LayerController(3, initial=1, now=0.0), sends_remb=False, probes=False)
+
+    trace = viewer.run_until(20.0)
+
+    assert layers(trace, start=12.0) == {TOP}

@@ -287,3 +287,18 @@ async def test_a_packet_nacked_again_counts_once_toward_the_viewers_loss():
 
     assert downtrack.fresh_nacks([10, 11]) == 2
     assert downtrack.fresh_nacks([11, 12]) == 1  # 11 asked for again: its repair was late
+
+
+async def test_padding_repeats_only_packets_the_viewer_was_sent_newest_first():
+    track, publisher = started()
+    downtrack, wire = viewer(track, cap=0)
+    publisher.send(keyframes=(0, 1, 2))
+    publisher.send()
+    sent = list(wire.sent)
+
+    padded = downtrack.pad(2500)
+
+    extra = wire.sent[len(sent):]
+    assert extra and set(extra) <= set(sent)  # duplicates: the receiver drops them
+    assert extra[0] == sent[-1]
+    assert padded == sum(len(p) for p in extra) and padded - len(extra[-1]) < 2500
