@@ -230,9 +230,9 @@ async def test_session_ids_start_with_the_hubs_prefix(make_hub, publisher, viewe
     await hub.stop(SHOW, viewing.id)
 
 
-async def test_an_edge_whose_origin_died_keeps_its_viewers_for_a_publisher_taking_over_here(
-    hub, make_edge, publisher, viewer, edge_events
-):
+async def _edge_viewer_of_a_dead_origin(hub, make_edge, publisher, viewer):
+    """An edge with a viewer watching, whose origin then dies (its publisher gone, and
+    the web layer telling the edge so)."""
     source = publisher()
     await source.publish(hub, SHOW)
     edge = make_edge()
@@ -240,9 +240,15 @@ async def test_an_edge_whose_origin_died_keeps_its_viewers_for_a_publisher_takin
     watcher = viewer()
     await watcher.join(edge, SHOW)
     await watcher.frames(10)
-
-    edge.origin_lost(SHOW)  # the web layer saw the origin's node die
+    edge.origin_lost(SHOW)
     await source.close()
+    return edge, watcher
+
+
+async def test_an_edge_whose_origin_died_keeps_its_viewers_for_a_publisher_taking_over_here(
+    hub, make_edge, publisher, viewer, edge_events
+):
+    edge, watcher = await _edge_viewer_of_a_dead_origin(hub, make_edge, publisher, viewer)
     seen = len(watcher.counters)
     await publisher().publish(edge, SHOW)  # the host publishes again, through this node
 
@@ -257,16 +263,7 @@ async def test_an_edge_whose_origin_died_keeps_its_viewers_for_a_publisher_takin
 async def test_an_edge_pulls_the_show_again_from_its_new_origin_under_the_same_viewers(
     hub, make_hub, make_edge, publisher, viewer
 ):
-    first = publisher()
-    await first.publish(hub, SHOW)
-    edge = make_edge()
-    await edge.pull(SHOW, whep_to(hub))
-    watcher = viewer()
-    await watcher.join(edge, SHOW)
-    await watcher.frames(10)
-
-    edge.origin_lost(SHOW)
-    await first.close()
+    edge, watcher = await _edge_viewer_of_a_dead_origin(hub, make_edge, publisher, viewer)
     new_origin = make_hub(recordings_dir=None)
     await publisher().publish(new_origin, SHOW)  # the host came back through a third node
     seen = len(watcher.counters)
