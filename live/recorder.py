@@ -30,6 +30,7 @@ from live.keyframes import h264_dimensions, vp8_dimensions
 logger = logging.getLogger(__name__)
 
 QUEUE_FRAMES = 600  # ~5 s of 30 fps video plus 50 fps audio
+WRITE_THROUGH = {"flush_packets": "1", "cluster_time_limit": "500"}  # libavformat options
 _CLOCK_RATE = {"video": 90000, "audio": 48000}
 _MUX_CODEC = {"vp8": "vp8", "h264": "h264", "opus": "opus"}
 _STOP = object()
@@ -203,7 +204,10 @@ class Recorder:
     def _open(self) -> tuple[Any, dict[str, Any]]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         container_format = "matroska" if self.video_codec == "h264" else "webm"
-        container = av.open(str(self.path), "w", format=container_format)
+        # Written through as it goes, in clusters of at most 0.5 s: a node killed
+        # mid-show (no close, no cues) leaves a file that plays up to its last second,
+        # which becomes a part of the show's recording (live/recording_parts.py).
+        container = av.open(str(self.path), "w", format=container_format, options=WRITE_THROUGH)
         streams = {}
         if self.video_codec is not None:
             # write() queues video only from a keyframe whose size it read, and audio

@@ -73,3 +73,33 @@ def test_missing_or_unreadable_parts_are_left_out_and_nothing_readable_gives_non
 
     assert join_parts([(garbage, 0.0)], tmp_path / "none.webm") is None
     assert not (tmp_path / "none.webm").exists()
+
+
+async def test_a_recording_whose_node_is_killed_plays_up_to_its_last_second(tmp_path):
+    # The recorder writes through as it goes: what is on disk before close() is what a
+    # SIGKILLed node leaves.
+    import asyncio
+    import shutil
+
+    from live.recorder import Recorder
+
+    source = tmp_path / "encoded.webm"
+    write_part(source, 0, 90)  # 3 s
+    with av.open(str(source)) as container:
+        packets = [(bytes(p), p.pts, p.is_keyframe) for p in container.demux(video=0) if p.size]
+    recorder = Recorder(tmp_path / "live.webm", video_codec="vp8", audio_codec=None)
+    start = 0.0
+    for data, pts, keyframe in packets:
+        recorder.write("video", data, pts * 90, keyframe, start + pts / 1000)
+    cut = tmp_path / "cut.webm"
+    sizes = [-1]
+    for _ in range(100):  # the worker thread muxes on its own time: until the file stops growing
+        await asyncio.sleep(0.05)
+        sizes.append(recorder.path.stat().st_size if recorder.path.exists() else 0)
+        if sizes[-1] > 0 and sizes[-1] == sizes[-2] == sizes[-3]:
+            break
+    shutil.copy(recorder.path, cut)  # the node dies here
+    await recorder.close()
+
+    counters = [c for _, c in decoded(cut)]
+    assert counters == list(range(len(counters))) and len(counters) >= 45
