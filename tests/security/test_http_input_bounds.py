@@ -72,7 +72,8 @@ async def test_a_nul_character_in_a_search_is_400_on_postgresql(pg_client):
 async def test_a_webhook_timestamp_of_non_ascii_digits_is_401(aiohttp_client, demo_db, tmp_path):
     from web.app import create_app
 
-    app = create_app(test_settings(demo_db, recordings_dir=tmp_path / "r", payment_webhook_secret="s"))
+    app = create_app(test_settings(demo_db, recordings_dir=tmp_path / "r", payment_sandbox=True,
+                                      payment_webhook_secret="s"))
     client = await aiohttp_client(app)
     response = await client.post("/api/payments/sandbox/webhook", data=b"{}",
                                  headers={SIGNATURE_HEADER: "t=²,v1=00"})
