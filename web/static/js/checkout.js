@@ -1,0 +1,156 @@
+// The checkout page: the hold's countdown, picking or adding a ship-to address (which
+// prices shipping and duties on the server), the totals, and paying with the existing
+// pay API. Text goes into the page with textContent only.
+
+import { $, api, clearErrors, el, formatMoney, page, showErrors } from './page.js';
+
+const text = JSON.parse($('checkout-text').textContent || '{}');
+const orderId = page.order_id;
+let summary = page.checkout;
+let addresses = page.addresses || [];
+let timer = null;
+
+function money(minor) {
+  return formatMoney(minor, summary.currency);
+}
+
+function countdown() {
+  const left = Math.max(0, Math.floor((Date.parse(summary.expires_at) - Date.now()) / 1000));
+  if (summary.status !== 'pending') {
+    $('hold-label').textContent = text.not_pending;
+    $('countdown').textContent = '';
+  } else if (left === 0) {
+    $('hold-label').textContent = text.expired;
+    $('countdown').textContent = '';
+  } else {
+    $('hold-label').textContent = text.held;
+    const minutes = Math.floor(left / 60);
+    const seconds = String(left % 60).padStart(2, '0');
+    $('countdown').textContent = `${minutes}:${seconds}`;
+  }
+  setPayable(left > 0);
+  if (left === 0 && timer !== null) {
+    clearInterval(timer);
+    timer = null;
+  }
+}
+
+function setPayable(held) {
+  $('pay-button').disabled = !(held && summary.payable);
+  $('ship-here').disabled = !held || summary.status !== 'pending';
+}
+
+function renderAddresses() {
+  const list = $('address-list');
+  list.replaceChildren();
+  if (addresses.length === 0) list.append(el('p', { class: 'meta' }, text.pick_address));
+  const chosen = summary.ship_to;
+  for (const address of addresses) {
+    const input = el('input', { type: 'radio', name: 'address_id', value: address.id });
+    if (chosen && address.country === chosen.country && address.line1 === chosen.line1 && address.name === chosen.name) {
+      input.checked = true;
+    }
+    const parts = [address.name, address.line1, address.line2, address.city, address.region, address.postal_code,
+      address.country_name];
+    const label = el('label', { class: 'address', 'data-testid': 'address' });
+    // The radio in a span: `.stack label > input` would stretch it to the form's width.
+    label.append(el('span'), ' ', parts.filter(Boolean).join(', '));
+    label.firstChild.append(input);
+    list.append(label);
+  }
+  $('ship-here').hidden = addresses.length === 0;
+}
+
+function renderTotals() {
+  for (const cell of document.querySelectorAll('td.money[data-minor]')) {
+    cell.textContent = formatMoney(Number(cell.dataset.minor), cell.dataset.currency);
+  }
+  $('items-total').textContent = money(summary.items_total);
+  $('shipping').textContent = summary.shipping === null ? text.no_shipping : money(summary.shipping);
+  $('duties-row').hidden = summary.duties === null;
+  if (summary.duties !== null) $('duties').textContent = money(summary.duties);
+  $('duties-note').textContent = summary.ship_to ? summary.duties_note : '';
+  $('total').textContent = money(summary.total);
+  const select = $('provider');
+  if (select.options.length === 0) {
+    for (const name of summary.payment_providers) select.append(el('option', { value: name }, name));
+    if (summary.payment_provider) select.value = summary.payment_provider;
+  }
+}
+
+function render() {
+  renderAddresses();
+  renderTotals();
+  countdown();
+}
+
+async function checkOut(addressId, form) {
+  const reply = await api('POST', `/api/orders/${orderId}/checkout`, { address_id: addressId });
+  if (!reply.ok) {
+    showErrors(form, reply.data);
+    return false;
+  }
+  summary = reply.data;
+  render();
+  return true;
+}
+
+$('address-pick').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const picked = form.querySelector('input[name="address_id"]:checked');
+  if (!picked) {
+    showErrors(form, { field: 'address_id', message: text.pick_address });
+    return;
+  }
+  await checkOut(Number(picked.value), form);
+});
+
+$('address-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  const body = {};
+  for (const name of ['name', 'line1', 'line2', 'city', 'region', 'postal_code', 'country', 'phone']) {
+    const value = form.elements[name].value.trim();
+    if (value !== '' || ['name', 'line1', 'city', 'country', 'phone'].includes(name)) body[name] = value;
+  }
+  const reply = await api('POST', '/api/addresses', body);
+  if (!reply.ok) {
+    showErrors(form, reply.data);
+    return;
+  }
+  addresses = [...addresses, reply.data];
+  renderAddresses();
+  if (await checkOut(reply.data.id, form)) {
+    form.reset();
+    $('address-add').open = false;
+  }
+});
+
+$('pay-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  clearErrors(form);
+  $('pay-button').disabled = true;
+  const box = $('payment');
+  box.hidden = false;
+  box.textContent = text.paying;
+  const reply = await api('POST', `/api/orders/${orderId}/pay`, { provider: $('provider').value });
+  if (!reply.ok) {
+    box.hidden = true;
+    showErrors(form, reply.data);
+    setPayable(true);
+    return;
+  }
+  summary = { ...summary, payment_provider: reply.data.provider };
+  box.replaceChildren(
+    el('p', {}, `${text.pay_ref}: ${reply.data.payment_ref}`),
+    el('p', {}, reply.data.instructions || ''),
+  );
+  setPayable(true);
+});
+
+render();
+timer = setInterval(countdown, 1000);
