@@ -8,6 +8,8 @@ import os
 import signal
 from typing import Iterator
 
+import av
+
 import pytest
 import redis
 
@@ -15,7 +17,7 @@ from tests.cluster.clients import HOST, Api, eventually, media_origin, play, pub
 from tests.cluster.conftest import Cluster, run_cluster
 from tests.cluster.test_cluster_media import _relay
 from tests.cluster.test_node_loss import _alive
-from tests.live.conftest import in_order_with_few_gaps
+from tests.live.conftest import in_order_with_few_gaps, read_counter
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ async def _is_live(api: Api, show_id: int) -> bool:
 
 
 async def test_a_killed_origins_edge_viewers_stay_and_get_the_host_republishing_through_the_survivor(
-    edge_api, edge_cluster, peers
+    edge_api, edge_cluster, peers, tmp_path
 ):
     token = await edge_api.login(HOST)
     show_id = await edge_api.new_show(token)
@@ -104,7 +106,7 @@ async def test_a_killed_origins_edge_viewers_stay_and_get_the_host_republishing_
     survivor = edge_api.at(edge_cluster.node_url(3 - origin))
     viewer, headers = await play(survivor, show_id, peers)  # an edge viewer
     assert _node_of_session(headers["Location"]) == f"n{3 - origin}"
-    await viewer.frames(10)
+    await viewer.frames(60)  # two seconds: the origin's recording has written some of it
 
     pid = edge_cluster.pid(f"node{origin}")
     try:
@@ -114,7 +116,7 @@ async def test_a_killed_origins_edge_viewers_stay_and_get_the_host_republishing_
 
         # The host publishes again through the survivor: accepted at the first try (the
         # dead origin refuses connections, so the survivor takes the show over at once).
-        await publish(survivor, show_id, token, peers)
+        _, location = await publish(survivor, show_id, token, peers)
 
         # The same viewer, on the same connection, decodes the new publisher's frames.
         await viewer.frames(seen + 20, timeout=20)
@@ -123,5 +125,27 @@ async def test_a_killed_origins_edge_viewers_stay_and_get_the_host_republishing_
         await eventually(lambda: _is_live(edge_api, show_id), 10, "the show live again")
         relay = await _relay(edge_api, edge_cluster.node_url(3 - origin))
         assert relay["livemall_relay_shows_taken_over_total"] == 1
+
+        # The host ends the show: its replay holds both parts, the dead origin's and the
+        # survivor's, in one file (the second publisher's counter starts again at 0).
+        await survivor.ok("DELETE", location, token)
+        await eventually(lambda: _is_ended(edge_api, show_id), 15, "the show ended")
+        async with edge_api.http.get(f"{edge_cluster.url}/recordings/{show_id}") as response:
+            assert response.status == 200
+            recording = await response.read()
+        counters = _counters(recording, tmp_path)
+        restarts = [i for i in range(1, len(counters)) if counters[i] < counters[i - 1]]
+        assert len(restarts) == 1 and restarts[0] >= 10 and len(counters) - restarts[0] >= 20, counters
     finally:
         edge_cluster.ensure_running()
+
+
+async def _is_ended(api: Api, show_id: int) -> bool:
+    return await api.show_status(show_id) == "ended"
+
+
+def _counters(recording: bytes, tmp_path) -> list[int]:
+    path = tmp_path / "replay.webm"
+    path.write_bytes(recording)
+    with av.open(str(path)) as container:
+        return [read_counter(frame) for frame in container.decode(video=0)]
