@@ -52,6 +52,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -366,7 +367,8 @@ async def prepare_database(url: str, senders: int) -> list[dict]:
     from orders.accounts import hash_password
     from orders.db import Database
     from orders.demo import load_demo
-    from orders.models import Role, User
+    from orders.models import Role, User, utcnow
+    from orders.sessions import open_session
     from web.auth import TokenCodec
     from web.migrate import upgrade
 
@@ -382,7 +384,8 @@ async def prepare_database(url: str, senders: int) -> list[dict]:
                         role=Role.buyer, country="KR")
             session.add(user)
             await session.flush()
-            auths.append({"show": SHOW, "token": codec.issue(user.id)})
+            opened = await open_session(session, user.id, utcnow(), timedelta(seconds=codec.ttl))
+            auths.append({"show": SHOW, "token": codec.issue(user.id, session_id=opened.id)})
     await db.close()
     return auths
 
@@ -422,6 +425,8 @@ def start_livemall(tmp: Path, processes: int, database: str, sender_auths: list[
         env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
         env.update(PYTHONPATH=str(ROOT), LIVEMALL_SECRET=SECRET, LIVEMALL_AUTO_MIGRATE="false",
                    LIVEMALL_NODE_NAME=f"n{i + 1}", LIVEMALL_CHAT_RATE_COUNT="1000000",
+                   # Every client comes from 127.0.0.1: one address's socket cap would refuse them.
+                   LIVEMALL_SOCKETS_PER_ADDRESS="1000000",
                    LIVEMALL_ROOM_BATCH_WINDOW=str(window), LIVEMALL_DRAIN_SETTLE="0",
                    LIVEMALL_RECORDINGS_DIR=str(tmp / "recordings"))
         args = [sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--database", database]

@@ -51,6 +51,7 @@ from orders.models import (  # noqa: E402
     Role,
     Segment,
     Show,
+    ShowViewer,
     Supplier,
     User,
 )
@@ -101,6 +102,10 @@ async def seed(db: Database, buyers: int) -> tuple[int, int]:
             {"email": f"b{i}@bench", "password_hash": "x", "name": f"b{i}", "role": Role.buyer, "country": "KR",
              "created_at": now} for i in range(buyers)
         ])
+        # The buyers watch the show (a sale is credited only to a show its buyer watched).
+        ids = list(await session.scalars(select(User.id).where(User.role == Role.buyer)))
+        await session.execute(insert(ShowViewer), [
+            {"show_id": show.id, "viewer_key": f"u{i}", "user_id": i, "first_seen": now} for i in ids])
         return product.id, show.id
 
 

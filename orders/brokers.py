@@ -39,8 +39,10 @@ async def credit_order(session: AsyncSession, order: Order, at: datetime) -> Bro
         broker_id=order.broker_id,
         order_id=order.id,
         committee_id=committee_id,
-        revenue=order.total,
-        amount=commission(order.total, rate),
+        # The goods only: after checkout `total` also holds shipping and duties, which
+        # are passed on to carriers and customs, not commissioned (orders/checkout.py).
+        revenue=order.unit_price * order.quantity,
+        amount=commission(order.unit_price * order.quantity, rate),
         currency=order.currency,
         rate_bp=rate,
         created_at=at,

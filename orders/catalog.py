@@ -95,4 +95,8 @@ def product_public(product: Product) -> dict:
         "image_url": product.image_url,
         "committee": product.committee.code,
         "supplier": {"id": product.supplier.id, "name": product.supplier.name, "region": product.supplier.region},
+        # Shipping abroad (orders/shipping.py): a page can hide or mark what cannot reach the buyer.
+        "weight_grams": product.weight_grams,
+        "ships_only_to": product.ships_only_to,
+        "never_ships_to": product.never_ships_to or [],
     }

@@ -168,4 +168,7 @@ async def load_demo(session: AsyncSession, now: datetime | None = None) -> dict[
             for index, product in enumerate(items):
                 session.add(SegmentProduct(segment_id=segment.id, product_id=product.id, position=index))
         await session.flush()
+    from orders.shipping import load_demo_shipping  # weights and a default USD shipping table
+
+    await load_demo_shipping(session, now)
     return {"committees": len(committees), "products": len(products) + 1, "show_id": show.id}

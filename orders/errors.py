@@ -46,3 +46,9 @@ class Unavailable(DomainError):
     """A backing service (database, Redis) cannot be reached right now (HTTP 503)."""
 
     code = "unavailable"
+
+
+class InsufficientStock(SoldOut):
+    """Fewer units are left than were asked for, but some are (HTTP 409, `available`)."""
+
+    code = "insufficient_stock"

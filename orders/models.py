@@ -1,7 +1,8 @@
 """The relational schema of livemall, shared by every package.
 
 One declarative ``Base`` for all tables so Alembic sees a single metadata.
-Money is integer minor units plus an ISO 4217 code; times are stored in UTC.
+Money is integer minor units plus an ISO 4217 code, in 64-bit columns (``Money``);
+times are stored in UTC.
 Tables owned by the realtime rooms live in ``rooms/models.py`` on the same Base.
 """
 
@@ -11,6 +12,8 @@ import enum
 from datetime import datetime, timezone
 
 from sqlalchemy import (
+    JSON,
+    BigInteger,
     CheckConstraint,
     DateTime,
     Enum,
@@ -28,6 +31,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 # Every id is an INTEGER column (int4 on PostgreSQL): a larger number names nothing,
 # and the driver refuses to send it, so callers check ids against this first.
 MAX_ID = 2**31 - 1
+
+# Money columns are BIGINT (int8) on PostgreSQL; SQLite's INTEGER is 64-bit already.
+# Totals are computed and bounded in orders/money.py before they reach a column.
+Money = BigInteger().with_variant(Integer(), "sqlite")  # same storage; keeps autogenerate quiet there
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -164,12 +171,19 @@ class Product(Base):
     committee_id: Mapped[int] = mapped_column(ForeignKey("committees.id"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
-    price: Mapped[int] = mapped_column(Integer)  # minor units of `currency`
+    price: Mapped[int] = mapped_column(Money)  # minor units of `currency`
     currency: Mapped[str] = mapped_column(String(3))
     stock: Mapped[int] = mapped_column(Integer, default=0)
     kind: Mapped[ProductKind] = mapped_column(_enum(ProductKind), default=ProductKind.retail)
     moq: Mapped[int] = mapped_column(Integer, default=1)  # minimum order quantity
     image_url: Mapped[str | None] = mapped_column(String(500))
+    # Shipping abroad (orders/shipping.py): weight of one unit (None: unknown, so shipping
+    # is quoted), the class whose shipping table applies, and where it may go: only to
+    # `ships_only_to` when that list is set, never to `never_ships_to` (ISO 3166-1 alpha-2).
+    weight_grams: Mapped[int | None] = mapped_column(Integer)
+    shipping_class: Mapped[str | None] = mapped_column(String(32))
+    ships_only_to: Mapped[list[str] | None] = mapped_column(JSON)
+    never_ships_to: Mapped[list[str] | None] = mapped_column(JSON)
 
     supplier: Mapped[Supplier] = relationship(lazy="joined")
     committee: Mapped[Committee] = relationship(lazy="joined")
@@ -202,7 +216,7 @@ class ExhibitionProduct(Base):
 
     exhibition_id: Mapped[int] = mapped_column(ForeignKey("exhibitions.id"), primary_key=True)
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), primary_key=True)
-    price: Mapped[int] = mapped_column(Integer)  # exhibition price, product's currency
+    price: Mapped[int] = mapped_column(Money)  # exhibition price, product's currency
 
 
 class Show(Base):
@@ -274,9 +288,9 @@ class Order(Base):
     request_hash: Mapped[str | None] = mapped_column(String(64))
     product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)
-    unit_price: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
-    total: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Money)
     status: Mapped[OrderStatus] = mapped_column(_enum(OrderStatus), default=OrderStatus.pending)
     show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"), index=True)
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"))
@@ -290,6 +304,55 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Ship-to, copied from the buyer's address book at checkout (orders/checkout.py) so a
+    # later edit of the book does not move a parcel; None until checkout. Once set,
+    # `total` is what the buyer pays: unit_price × quantity + shipping + duties.
+    ship_name: Mapped[str | None] = mapped_column(String(100))
+    ship_line1: Mapped[str | None] = mapped_column(String(200))
+    ship_line2: Mapped[str | None] = mapped_column(String(200))
+    ship_city: Mapped[str | None] = mapped_column(String(100))
+    ship_region: Mapped[str | None] = mapped_column(String(100))
+    ship_postal_code: Mapped[str | None] = mapped_column(String(16))
+    ship_country: Mapped[str | None] = mapped_column(String(2))
+    ship_phone: Mapped[str | None] = mapped_column(String(20))  # E.164
+    shipping_amount: Mapped[int | None] = mapped_column(Money)
+    duties_amount: Mapped[int | None] = mapped_column(Money)  # DDP only; None under DAP
+    incoterm: Mapped[str | None] = mapped_column(String(3))  # DAP or DDP
+    carrier: Mapped[str | None] = mapped_column(String(40))
+    tracking_number: Mapped[str | None] = mapped_column(String(40))
+
+
+class Address(Base):
+    """One entry of a buyer's address book (orders/addresses.py validates it)."""
+
+    __tablename__ = "addresses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    line1: Mapped[str] = mapped_column(String(200))
+    line2: Mapped[str | None] = mapped_column(String(200))
+    city: Mapped[str] = mapped_column(String(100))
+    region: Mapped[str | None] = mapped_column(String(100))
+    postal_code: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str] = mapped_column(String(2))  # ISO 3166-1 alpha-2
+    phone: Mapped[str] = mapped_column(String(20))  # E.164
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ShippingTable(Base):
+    """What shipping costs, kept by the admin (orders/shipping.py): per scope ("default",
+    "supplier:<id>" or "class:<name>") and currency, a list of zones in `zones` (JSON)."""
+
+    __tablename__ = "shipping_tables"
+    __table_args__ = (UniqueConstraint("scope", "currency", name="uq_shipping_tables_scope_currency"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scope: Mapped[str] = mapped_column(String(48))
+    currency: Mapped[str] = mapped_column(String(3))
+    zones: Mapped[list] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Quote(Base):
@@ -305,7 +368,7 @@ class Quote(Base):
     incoterm: Mapped[str] = mapped_column(String(3))
     note: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[QuoteStatus] = mapped_column(_enum(QuoteStatus), default=QuoteStatus.requested)
-    unit_price: Mapped[int | None] = mapped_column(Integer)
+    unit_price: Mapped[int | None] = mapped_column(Money)
     currency: Mapped[str | None] = mapped_column(String(3))
     valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"), index=True)
@@ -316,6 +379,19 @@ class Quote(Base):
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecordingPart(Base):
+    """One file of a show's recording. A show is recorded in one file per node that held
+    it: another part begins when a node takes the show over from a dead origin, or
+    when a restarted node's host publishes again. At the end the parts are joined."""
+
+    __tablename__ = "recording_parts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    path: Mapped[str] = mapped_column(String(500))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # its time 0, for the join
 
 
 class PaymentEvent(Base):
@@ -340,8 +416,8 @@ class BrokerCredit(Base):
     broker_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"))
-    revenue: Mapped[int] = mapped_column(Integer)
-    amount: Mapped[int] = mapped_column(Integer)
+    revenue: Mapped[int] = mapped_column(Money)
+    amount: Mapped[int] = mapped_column(Money)
     currency: Mapped[str] = mapped_column(String(3))
     rate_bp: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -375,3 +451,17 @@ class ShowViewer(Base):
     viewer_key: Mapped[str] = mapped_column(String(64))  # user id, or an anonymous socket's id
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuthSession(Base):
+    """One sign-in: a token names its session, and a revoked or expired session's token
+    is refused on every node (the table is shared). Logout revokes one, "sign out
+    everywhere" all of an account's."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # random, never reused
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -17,21 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Integer, String, any_, bindparam, delete, select, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders.attribution import Ask, Attribution, attribute
+from orders.attribution import Ask, Attribution, Audience, attribute
 from orders.catalog import exhibition_price
+from orders.checkout import delivery_public
 from orders.db import Database
 from orders.errors import DomainError, Invalid, NotFound, SoldOut
 from orders.inventory import ProductQueues, lock_stock_taking, set_stock_locked
 from orders.models import Committee, Order, OrderStatus, Product, ProductKind, Role, User, utcnow
+from orders.money import total as checked_total
+
+log = logging.getLogger(__name__)
 
 MAX_KEY_CHARS = 100
 
@@ -42,8 +48,8 @@ MAX_KEY_CHARS = 100
 # of the Python time of a 1,000-buyer flash sale (bench/flash_sale.py, profiled).
 _UNNEST_COLUMNS = (
     ("buyer_id", "integer"), ("idempotency_key", "varchar"), ("request_hash", "varchar"),
-    ("product_id", "integer"), ("quantity", "integer"), ("unit_price", "integer"), ("currency", "varchar"),
-    ("total", "integer"), ("status", "varchar"), ("show_id", "integer"), ("segment_id", "integer"),
+    ("product_id", "integer"), ("quantity", "integer"), ("unit_price", "bigint"), ("currency", "varchar"),
+    ("total", "bigint"), ("status", "varchar"), ("show_id", "integer"), ("segment_id", "integer"),
     ("committee_id", "integer"), ("coview_id", "integer"), ("broker_id", "integer"),
     ("created_at", "timestamptz"), ("updated_at", "timestamptz"), ("expires_at", "timestamptz"),
 )
@@ -75,6 +81,10 @@ class QuoteRequired(Invalid):
 
 class BadQuantity(Invalid):
     code = "invalid_quantity"
+
+
+class Unstorable(Invalid):
+    code = "order_refused_by_database"
 
 
 @dataclass(frozen=True)
@@ -140,7 +150,9 @@ async def committee_codes(session: AsyncSession, ids: set[int | None]) -> dict[i
 
 async def orders_public(session: AsyncSession, orders: Sequence[Order]) -> list[dict[str, Any]]:
     codes = await committee_codes(session, {o.committee_id for o in orders})
-    return [order_public(o, codes.get(o.committee_id)) for o in orders]  # type: ignore[arg-type]
+    # With its checkout and delivery facts (ship-to, shipping, duties, tracking).
+    return [{**order_public(o, codes.get(o.committee_id)), **delivery_public(o)}  # type: ignore[arg-type]
+            for o in orders]
 
 
 async def list_orders(session: AsyncSession, buyer_id: int, limit: int = 200) -> list[Order]:
@@ -180,6 +192,12 @@ class _Line:
     committee_code: str | None = None
 
 
+def _is_outage(exc: BaseException) -> bool:
+    """A failure of the database itself, not of one order's values."""
+    return isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or bool(
+        getattr(exc, "connection_invalidated", False))
+
+
 def _sold_out(product_id: int, stock: int) -> SoldOut:
     return SoldOut("sold out" if stock == 0 else f"only {stock} left", product_id=product_id, stock=stock)
 
@@ -196,8 +214,10 @@ class OrderDesk:
         clock: Callable[[], datetime] = utcnow,
         max_batch: int = 250,
         parallel: int = 4,
+        audience: Audience | None = None,
     ) -> None:
         self.db = db
+        self.audience = audience  # who is watching a show now (orders/attribution.py)
         self.max_quantity = max_quantity
         self.expiry = timedelta(seconds=expiry_seconds)
         self.clock = clock
@@ -250,7 +270,7 @@ class OrderDesk:
             else:
                 attributions = await attribute(
                     session, [Ask(line.request.buyer_id, line.request.show_id, line.request.coview) for line in lines],
-                    now)
+                    now, self.audience)
                 prices: dict[int | None, int] = {}
                 for i, attribution in enumerate(attributions):
                     if isinstance(attribution, Invalid):
@@ -263,7 +283,12 @@ class OrderDesk:
                     if attribution.exhibition_id not in prices:
                         special = await exhibition_price(session, attribution.exhibition_id, product.id, now)
                         prices[attribution.exhibition_id] = product.price if special is None else special
-                    lines[i].row = self._row(lines[i], product, prices[attribution.exhibition_id], attribution, now)
+                    try:
+                        lines[i].row = self._row(lines[i], product, prices[attribution.exhibition_id], attribution,
+                                                 now)
+                    except Invalid as refused:  # an impossible total: this request alone is refused
+                        results[i] = refused
+                        continue
                     lines[i].committee_code = attribution.committee_code
 
         # Within one batch a key counts once; its repeats are answered after commit.
@@ -362,7 +387,7 @@ class OrderDesk:
         self._reserving[product_id] = self._reserving.get(product_id, 0) + reserving
         self._batches.setdefault(product_id, set()).add(done)
         try:
-            stock_after = await self._settle(product_id, lines, wanting, set(candidates), results, late)
+            stock_after = await self._settle_isolated(product_id, lines, wanting, set(candidates), results, late)
         finally:
             self._reserving[product_id] -= reserving
             self._batches[product_id].discard(done)
@@ -374,6 +399,46 @@ class OrderDesk:
             row = lines[i].row
             if results[i] is None and row is not None and "id" in row:
                 results[i] = Placed(row_public(row, lines[i].committee_code), stock_after, True)
+
+    async def _settle_isolated(self, product_id: int, lines: list[_Line], wanting: list[int], candidates: set[int],
+                               results: list, late: list[int]) -> int:
+        """`_settle`; if the database refuses the batch for a value in one of its orders
+        (an out-of-range number, a failed check), each order is settled again in a
+        transaction of its own, so the bad one is refused alone and never fails its
+        neighbours. An outage (connection lost, database down) still fails them all: it
+        is nobody's order's fault and the client retries with its key."""
+        mark = len(late)
+        try:
+            return await self._settle(product_id, lines, wanting, candidates, results, late)
+        except (sa_exc.DBAPIError, OverflowError) as exc:
+            if _is_outage(exc) or len(wanting) == 1:
+                if _is_outage(exc):
+                    raise
+                self._refuse_unstorable(lines[wanting[0]], exc, results, wanting[0])
+                return await self._read_stock(product_id)
+            log.warning("a batch of %d orders for product %d was refused by the database (%s); "
+                        "settling them one by one", len(wanting), product_id, type(exc).__name__)
+        del late[mark:]
+        for i in wanting:  # forget what the rolled-back attempt wrote down
+            results[i] = None
+            if lines[i].row is not None:
+                lines[i].row.pop("id", None)
+        stock_after: int | None = None
+        for i in wanting:
+            try:
+                stock_after = await self._settle(product_id, lines, [i], {i}, results, late)
+            except (sa_exc.DBAPIError, OverflowError) as exc:
+                if _is_outage(exc):
+                    raise
+                self._refuse_unstorable(lines[i], exc, results, i)
+        return stock_after if stock_after is not None else await self._read_stock(product_id)
+
+    @staticmethod
+    def _refuse_unstorable(line: _Line, exc: BaseException, results: list, i: int) -> None:
+        log.warning("order refused by the database for product %d: %s", line.request.product_id, type(exc).__name__)
+        if line.row is not None:
+            line.row.pop("id", None)
+        results[i] = Unstorable("the database refused this order's values; check the quantity")
 
     async def _read_stock(self, product_id: int) -> int:
         async with self.db.session() as session:
@@ -456,7 +521,7 @@ class OrderDesk:
             "quantity": request.quantity,
             "unit_price": unit_price,
             "currency": product.currency,
-            "total": unit_price * request.quantity,
+            "total": checked_total(unit_price, request.quantity),
             "status": OrderStatus.pending,
             **attribution.columns(),
             "quote_id": None,

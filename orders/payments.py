@@ -4,7 +4,12 @@
   money arrived (`confirm_invoice`).
 - `sandbox`: a test card processor. Checkout gives a payment reference; the
   "processor" (in tests, or `SandboxProvider.charge` behind the sandbox charge route)
-  reports the result by a signed webhook.
+  reports the result by a signed webhook. It "pays" with test card numbers and no
+  money, so it is in service only in an explicit test mode (`sandbox=True`, the
+  `payment_sandbox` setting), never because a webhook secret happens to be set
+  (issue 14, item 10).
+- `stripe`: a real card processor, in `orders/stripe_payments.py` (offered only when
+  its keys are configured); its events go through the same `apply_event` below.
 
 Webhook security (sandbox): header `X-Livemall-Signature: t=<unix seconds>,v1=<hex>`
 where hex = HMAC-SHA256(secret, f"{t}." + raw body). The timestamp is signed too, so it
@@ -21,10 +26,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,6 +39,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders.checkout import require_ship_to
 from orders.errors import Conflict, Invalid, NotFound, Unauthorized
 from orders.lifecycle import IllegalTransition, Moved, move
 from orders.models import Order, OrderStatus, PaymentEvent
@@ -40,6 +47,9 @@ from orders.models import Order, OrderStatus, PaymentEvent
 SIGNATURE_HEADER = "X-Livemall-Signature"
 SUCCEEDED = "payment.succeeded"
 FAILED = "payment.failed"
+# A verified event that pays or fails nothing here (a processor's other event types):
+# acknowledged with 2xx so the processor stops resending it, and not recorded.
+IGNORED = "payment.ignored"
 MAX_EVENT_ID = 100
 
 
@@ -71,8 +81,9 @@ class WebhookEvent:
 class PaymentProvider(Protocol):
     name: str
 
-    def checkout(self, order: Order) -> dict[str, Any]:
-        """What the buyer needs to pay: a reference and instructions."""
+    def checkout(self, order: Order) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """What the buyer needs to pay: a reference and instructions (awaitable when a
+        remote processor is asked over the network, as Stripe is)."""
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> WebhookEvent:
         """The verified event of a webhook call; BadSignature/Invalid if it is not one."""
@@ -162,7 +173,7 @@ def parse_event(body: bytes) -> WebhookEvent:
             event_id=event["id"], kind=event["type"], payment_ref=data["payment_ref"],
             amount=data["amount"], currency=data["currency"],
         )
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, RecursionError):  # RecursionError: "[[[[…"
         raise Invalid("the event is not {id, type, data: {payment_ref, amount, currency}}") from None
     if not (isinstance(parsed.event_id, str) and 0 < len(parsed.event_id) <= MAX_EVENT_ID):
         raise Invalid("event id must be a string of 1 to 100 characters")
@@ -175,21 +186,54 @@ def parse_event(body: bytes) -> WebhookEvent:
     return parsed
 
 
-def providers(webhook_secret: str, tolerance: int = 300) -> dict[str, PaymentProvider]:
-    """The providers in service: the sandbox only when a webhook secret is configured."""
+class SandboxInProduction(ValueError):
+    """The sandbox was switched on for a node that serves the public over https."""
+
+
+def check_sandbox(sandbox: bool, public_url: str) -> None:
+    """Refuse the test card processor on a public (https) site: a buyer could "pay"
+    with card 4242… and take real goods."""
+    if sandbox and public_url.strip().lower().startswith("https://"):
+        raise SandboxInProduction(
+            f"the sandbox payment processor (LIVEMALL_PAYMENT_SANDBOX) is for tests only and must not run "
+            f"with an https:// public_url ({public_url}); switch one of them off")
+
+
+def providers(webhook_secret: str, tolerance: int = 300, *, sandbox: bool = False) -> dict[str, PaymentProvider]:
+    """The providers in service: the sandbox only in test mode and with a webhook secret."""
     found: dict[str, PaymentProvider] = {"invoice": InvoiceProvider()}
-    if webhook_secret:
+    if sandbox and webhook_secret:
         found["sandbox"] = SandboxProvider(webhook_secret, tolerance)
     return found
 
 
-async def start_payment(session: AsyncSession, order: Order, provider: PaymentProvider,
-                        at: datetime) -> dict[str, Any]:
-    """Choose how a pending order is paid; may be called again to switch provider."""
+def offered(in_service: Mapping[str, PaymentProvider], currency: str) -> list[str]:
+    """The providers offered for an order in `currency`: those in service that take it
+    (a provider may say with `accepts(currency)`; Stripe does, see orders/stripe_payments.py)."""
+    return sorted(name for name, provider in in_service.items()
+                  if getattr(provider, "accepts", lambda _currency: True)(currency))
+
+
+async def prepare_checkout(provider: PaymentProvider, order: Order) -> dict[str, Any]:
+    """Ask the provider how a pending order is paid. For a remote processor this is a
+    network call: make it outside a database transaction (a slow processor must not hold
+    a connection) and hand the result to `start_payment`."""
     if order.status is not OrderStatus.pending:
         raise IllegalTransition(f"an order that is {order.status.value} cannot be paid",
                                 current_status=order.status.value)
+    require_ship_to(order)  # no paid order without a ship-to address (orders/checkout.py)
     checkout = provider.checkout(order)
+    return await checkout if inspect.isawaitable(checkout) else checkout
+
+
+async def start_payment(session: AsyncSession, order: Order, provider: PaymentProvider,
+                        at: datetime, prepared: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Choose how a pending order is paid; may be called again to switch provider.
+    `prepared`: the provider's answer from `prepare_checkout`, asked before the transaction."""
+    if order.status is not OrderStatus.pending:
+        raise IllegalTransition(f"an order that is {order.status.value} cannot be paid",
+                                current_status=order.status.value)
+    checkout = prepared if prepared is not None else await prepare_checkout(provider, order)
     order.payment_provider = provider.name
     order.payment_ref = checkout["payment_ref"]
     order.updated_at = at

@@ -2,8 +2,11 @@
 
 requested → answered (a host or admin sets a unit price and validity) → accepted (the
 buyer, before `valid_until`: an order is created with the quoted price and the stock
-reserved) or declined. A quote carries the same show/segment/committee/co-view/broker
-attribution as an order, taken when it is requested, and passes it to its order.
+reserved) or declined. Nobody answers their own request, and a price of 0 or below
+`min_price_share` of the list price needs an admin (issue 14, item 9: a host quoted
+their own request at 0 and took two $120,000 machines for nothing). A quote carries
+the same show/segment/committee/co-view/broker attribution as an order, taken when it
+is requested, and passes it to its order.
 Accepting credits the broker at once (see orders/brokers.py).
 """
 
@@ -17,10 +20,11 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders import brokers
-from orders.attribution import Ask, attribute
+from orders.attribution import Ask, Audience, attribute
 from orders.errors import Conflict, Forbidden, Invalid, NotFound
 from orders.inventory import take
 from orders.models import Order, OrderStatus, Product, ProductKind, Quote, QuoteStatus, Role, Show, User
+from orders.money import total as checked_total
 
 INCOTERMS = ("EXW", "FOB", "CIF", "DAP", "DDP")
 MAX_QUOTE_QUANTITY = 100_000
@@ -37,6 +41,14 @@ class QuoteExpired(Conflict):
 
 class QuoteState(Conflict):
     code = "illegal_transition"
+
+
+class OwnQuote(Forbidden):
+    code = "own_quote"
+
+
+class PriceNeedsAdmin(Forbidden):
+    code = "price_needs_admin"
 
 
 @dataclass(frozen=True)
@@ -63,7 +75,7 @@ def quote_public(quote: Quote) -> dict[str, Any]:
         "note": quote.note,
         "unit_price": quote.unit_price,
         "currency": quote.currency,
-        "total": quote.unit_price * quote.quantity if quote.unit_price is not None else None,
+        "total": quote.unit_price * quote.quantity if quote.unit_price is not None else None,  # bounded when answered
         "valid_until": quote.valid_until.isoformat() if quote.valid_until else None,
         "show_id": quote.show_id,
         "segment_id": quote.segment_id,
@@ -75,7 +87,8 @@ def quote_public(quote: Quote) -> dict[str, Any]:
     }
 
 
-async def request_quote(session: AsyncSession, request: QuoteRequest, at: datetime) -> Quote:
+async def request_quote(session: AsyncSession, request: QuoteRequest, at: datetime,
+                        audience: Audience | None = None) -> Quote:
     product = await session.get(Product, request.product_id)
     if product is None:
         raise Invalid(f"no product {request.product_id}", field="product_id")
@@ -87,7 +100,7 @@ async def request_quote(session: AsyncSession, request: QuoteRequest, at: dateti
         raise Invalid(f"at most {MAX_QUOTE_QUANTITY} per quote", field="quantity")
     if request.incoterm not in INCOTERMS:
         raise Invalid(f"incoterm is one of {', '.join(INCOTERMS)}", field="incoterm")
-    [attribution] = await attribute(session, [Ask(request.buyer_id, request.show_id, request.coview)], at)
+    [attribution] = await attribute(session, [Ask(request.buyer_id, request.show_id, request.coview)], at, audience)
     if isinstance(attribution, Invalid):
         raise attribution
     quote = Quote(
@@ -139,17 +152,28 @@ async def list_quotes(session: AsyncSession, user: User, limit: int = 200) -> li
 
 
 async def answer_quote(session: AsyncSession, quote_id: int, user: User, *, unit_price: int, valid_days: int,
-                       at: datetime) -> Quote:
+                       at: datetime, min_price_share: float = 0.5) -> Quote:
+    """Set a quote's price. `min_price_share`: below this share of the list price (and
+    at 0) only an admin may answer."""
     quote = await session.get(Quote, quote_id)
     if quote is None:
         raise NotFound(f"no quote {quote_id}")
+    if quote.buyer_id == user.id:
+        raise OwnQuote("nobody answers their own quote request; another host or an admin must")
     if not await can_answer(session, user, quote):
         raise Forbidden("only an admin, or the host of the show it was asked in, answers a quote")
     if unit_price < 0:
         raise Invalid("unit_price must not be negative", field="unit_price")
     if not 1 <= valid_days <= MAX_VALID_DAYS:
         raise Invalid(f"valid_days is 1 to {MAX_VALID_DAYS}", field="valid_days")
-    currency = await session.scalar(select(Product.currency).where(Product.id == quote.product_id))
+    checked_total(unit_price, quote.quantity, field="unit_price")
+    list_price, currency = (await session.execute(
+        select(Product.price, Product.currency).where(Product.id == quote.product_id))).one()
+    floor = list_price * min_price_share
+    if (unit_price == 0 or unit_price < floor) and user.role is not Role.admin:
+        raise PriceNeedsAdmin(
+            f"a unit price of 0 or below {min_price_share:.0%} of the list price ({list_price}) needs an admin",
+            field="unit_price", list_price=list_price, min_unit_price=max(1, int(-(-floor // 1))))
     # Requested or already answered (a revised offer); never once accepted or declined.
     done = await session.execute(
         update(Quote)
@@ -207,7 +231,7 @@ async def accept_quote(session: AsyncSession, quote_id: int, buyer: User, at: da
         quantity=quote.quantity,
         unit_price=quote.unit_price,
         currency=quote.currency,
-        total=quote.unit_price * quote.quantity,
+        total=checked_total(quote.unit_price, quote.quantity),
         status=OrderStatus.pending,
         show_id=quote.show_id,
         segment_id=quote.segment_id,

@@ -5,8 +5,12 @@ Definitions (also in docs/orders.md):
   cancelled, expired or refunded), per currency — amounts of different currencies are
   never added together;
 - buyers are distinct users with at least one paid order from the show;
-- conversion = buyers ÷ total viewers (distinct viewers recorded in show_viewers),
-  rounded to 4 places; 0 when nobody watched;
+- viewers count people, not sockets (VIEWERS_COUNTED_AS): each signed-in user once,
+  plus anonymous viewers, of which one client address adds at most a few (the rooms
+  give an address's anonymous sockets `anonymous_viewers_per_address` viewer keys per
+  node; rooms/admission.py). The live count and the peak count the same way. Rows from
+  before that rule (one per anonymous socket) still count as they are;
+- conversion = buyers ÷ total viewers, rounded to 4 places; 0 when nobody watched;
 - top products rank paid quantity, then paid revenue.
 """
 
@@ -21,6 +25,10 @@ from orders.models import Committee, Order, OrderStatus, Product, Quote, ShowVie
 from orders.shows import get_show
 
 PAID = (OrderStatus.paid, OrderStatus.shipped, OrderStatus.delivered)
+VIEWERS_COUNTED_AS = (
+    "people: each signed-in user once, plus anonymous viewers counted at most "
+    "anonymous_viewers_per_address per client address (IPv6: per /64) and node"
+)
 TOP_PRODUCTS = 5
 
 
@@ -33,7 +41,12 @@ async def show_report(session: AsyncSession, show_id: int) -> dict[str, Any]:
     of_show = Order.show_id == show_id
     paid = Order.status.in_(PAID)
 
-    total_viewers = await session.scalar(select(func.count(ShowViewer.id)).where(ShowViewer.show_id == show_id)) or 0
+    signed_in, anonymous = (await session.execute(
+        select(func.count(distinct(ShowViewer.user_id)),
+               func.count(ShowViewer.id).filter(ShowViewer.user_id.is_(None)))
+        .where(ShowViewer.show_id == show_id)
+    )).one()
+    total_viewers = int(signed_in or 0) + int(anonymous or 0)
     by_status = dict((await session.execute(
         select(Order.status, func.count(Order.id)).where(of_show).group_by(Order.status)
     )).all())
@@ -87,7 +100,8 @@ async def show_report(session: AsyncSession, show_id: int) -> dict[str, Any]:
 
     return {
         "show": {"id": show.id, "title": show.title, "status": show.status.value},
-        "viewers": {"peak": show.peak_viewers, "total": total_viewers},
+        "viewers": {"peak": show.peak_viewers, "total": total_viewers, "signed_in": int(signed_in or 0),
+                    "anonymous": int(anonymous or 0), "counted_as": VIEWERS_COUNTED_AS},
         "orders": {"total": sum(by_status.values()),
                    "by_status": {status.value: count for status, count in sorted(by_status.items(),
                                                                                  key=lambda kv: kv[0].value)}},

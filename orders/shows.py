@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders.catalog import committee_by_code, committee_public
 from orders.errors import Forbidden, Invalid, NotFound
-from orders.models import ON_AIR, Exhibition, Product, Role, Segment, SegmentProduct, Show, ShowStatus, User
+from orders.models import (ON_AIR, Exhibition, Product, RecordingPart, Role, Segment, SegmentProduct, Show,
+                           ShowStatus, User)
 
 MAX_SEGMENTS = 50
 MAX_PRODUCTS_PER_SEGMENT = 100
@@ -23,9 +24,16 @@ class SegmentPlan:
     product_ids: list[int] = field(default_factory=list)
 
 
+def holds_host_role(role: Role, user_id: int, host_id: int) -> bool:
+    """An admin, or the show's host *who is still a host*: `shows.host_id` alone would
+    leave a demoted host their powers (issue 14, item 8)."""
+    return role is Role.admin or (role is Role.host and user_id == host_id)
+
+
 def can_host(user: User | None, show: Show) -> bool:
-    """Only the show's host or an admin may publish, pin, moderate or change segments."""
-    return user is not None and (user.role is Role.admin or user.id == show.host_id)
+    """Only the show's host or an admin may publish, pin, moderate or change segments.
+    `user` must be read for this request (its role is the account's current one)."""
+    return user is not None and holds_host_role(user.role, user.id, show.host_id)
 
 
 def require_host(user: User | None, show: Show) -> None:
@@ -117,14 +125,34 @@ async def _segments(session: AsyncSession, show_id: int) -> list[Segment]:
 
 
 async def mark_live(session: AsyncSession, show_id: int, started_at: datetime, recording_path: str | None) -> Show:
+    """The show is published. One still on air (its node died or restarted and the host
+    published again) keeps its start, so the replay's pin times stay right; its new
+    recording is another part."""
     show = await get_show(session, show_id)
+    if show.status not in ON_AIR or show.started_at is None:
+        show.started_at = started_at
+        show.recording_path = recording_path
     show.status = ShowStatus.live
-    show.started_at = started_at
     show.ended_at = None
-    show.recording_path = recording_path
+    if recording_path is not None:
+        await add_recording_part(session, show_id, recording_path, started_at)
     if show.current_segment_id is None and show.segments:
         show.current_segment_id = show.segments[0].id
     return show
+
+
+async def add_recording_part(session: AsyncSession, show_id: int, path: str, started_at: datetime) -> None:
+    session.add(RecordingPart(show_id=show_id, path=path, started_at=started_at))
+
+
+async def recording_parts(session: AsyncSession, show_id: int) -> list[tuple[str, float]]:
+    """The show's recording parts: (path, seconds from the show's start), in order."""
+    show = await get_show(session, show_id)
+    rows = await session.scalars(
+        select(RecordingPart).where(RecordingPart.show_id == show_id).order_by(RecordingPart.started_at)
+    )
+    origin = show.started_at
+    return [(row.path, (row.started_at - origin).total_seconds() if origin else 0.0) for row in rows]
 
 
 async def live_show_ids(session: AsyncSession) -> list[int]:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orders.db import Database
 from orders.errors import Invalid, NotFound, Unavailable
 from orders.models import User
+from orders.visible_text import has_visible_text
 from rooms.models import ChatMessage
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,8 @@ def author_of(user: User, host_id: int) -> Author:
 
 def clean_text(text: str, max_chars: int) -> str:
     """The text to store: trimmed, 1..max_chars characters, no control characters
-    other than newline and tab (NUL cannot even be stored in PostgreSQL text)."""
+    other than newline and tab (NUL cannot even be stored in PostgreSQL text), and
+    something visible in it (an emoji counts; ZWJ emoji sequences are kept whole)."""
     text = text.replace("\r\n", "\n").strip()
     if not text:
         raise Invalid("the message is empty", field="text")
@@ -56,6 +58,8 @@ def clean_text(text: str, max_chars: int) -> str:
         raise Invalid(f"at most {max_chars} characters", field="text")
     if _CONTROL.search(text):
         raise Invalid("control characters are not allowed", field="text")
+    if not has_visible_text(text):  # only spaces, zero-width characters, Hangul fillers, blank braille…
+        raise Invalid("the message has no visible text", field="text")
     return text
 
 

@@ -18,13 +18,16 @@ import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import select
 
 from orders.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from orders.models import MAX_ID, Role, User, utcnow
-from orders.shows import can_host, get_show
+from orders.models import MAX_ID, Role, Show, User, utcnow
+from orders.shows import can_host, get_show, holds_host_role
+from orders import sessions
 from rooms import chat, coview, questions, stage
 from rooms.errors import CoviewFull, Draining, RateLimited
 from rooms.moderation import check_mute_seconds
+from rooms.admission import request_address
 from rooms.reactions import Kind
 from rooms.server import (
     Conn,
@@ -126,6 +129,11 @@ UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, redis.exceptions.
 
 Handler = Callable[[Conn, Any], Awaitable[dict[str, Any] | None]]
 
+# Events anyone may send, signed in or not: no sign-in session is checked for them (a
+# reaction, the most frequent event, then costs no session lookup at all).
+ANONYMOUS_EVENTS = frozenset({"react"})
+SIGNED_OUT = "this session has ended (signed out); sign in again"
+
 
 def register(rooms: Rooms, tokens) -> None:
     sio = rooms.sio
@@ -134,6 +142,10 @@ def register(rooms: Rooms, tokens) -> None:
     def db():
         assert rooms.db is not None
         return rooms.db
+
+    # Socket id -> (user id, session id) of signed-in sockets: each event first asks
+    # whether the session is still open (cached about a second, web/auth.py).
+    signed_in_sessions: dict[str, tuple[int, str]] = {}
 
     def on(event: str) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
@@ -150,6 +162,11 @@ def register(rooms: Rooms, tokens) -> None:
                 if len(args) > 1:
                     return {"ok": False, "error": "invalid", "message": "send one JSON object"}
                 try:
+                    signed = signed_in_sessions.get(sid) if event not in ANONYMOUS_EVENTS else None
+                    if signed is not None and not await tokens.session_live(db(), *signed):
+                        # Logged out (here or on another node) while connected: the socket
+                        # keeps watching but acts for nobody (issue 14, item 14).
+                        raise Unauthorized(SIGNED_OUT)
                     result = await fn(conn, args[0] if args else None)
                 except DomainError as exc:
                     return refusal(exc)
@@ -170,34 +187,68 @@ def register(rooms: Rooms, tokens) -> None:
         if conn.author is None:
             raise Unauthorized(f"sign in to {what}")
 
-    def host_only(conn: Conn) -> None:
-        if not conn.is_host:
+    async def still_host(conn: Conn) -> bool:
+        """Whether the socket's user hosts the show *now*: the account's current role and
+        the show's current host are read for each host action (a handful a minute), not
+        kept from the connect, so a host demoted to buyer, or a show given to another
+        host, loses the controls on open sockets at once (issue 14, item 8). A socket
+        found demoted leaves the host room (questions) for good."""
+        if not conn.is_host or conn.author is None:
+            return False
+        async with db().session() as session:
+            host_id = select(Show.host_id).where(Show.id == conn.show_id).scalar_subquery()
+            row = (await session.execute(select(User.role, host_id).where(User.id == conn.author.id))).first()
+        if row is not None and holds_host_role(row[0], conn.author.id, row[1]):
+            return True
+        conn.is_host = False
+        rooms.broadcaster.leave(conn.sid, host_room(conn.show_id))
+        return False
+
+    async def host_only(conn: Conn) -> None:
+        if not await still_host(conn):
             raise Forbidden("only the show's host may do this")
 
     # --- connection ---------------------------------------------------------------
 
     @sio.on("connect")
     async def connect(sid: str, environ: dict, auth: Any = None) -> None:
+        # Admission (rooms/admission.py): a place among the address's sockets is taken
+        # before any await, and given back on every way out but a registered socket.
+        address = request_address(environ)
+        if not rooms.claim_socket(sid, address):
+            rooms.connect_refusals["too_many_connections"] += 1
+            message = f"too many connections from your address (at most {settings.sockets_per_address})"
+            rooms.end_session_soon(sid)
+            raise Refused(message, {"error": "too_many_connections", "message": message})
+        registered = False
         try:
-            conn = await admit(sid, environ, auth)
-        except DomainError as exc:
-            rooms.connect_refusals[exc.code] += 1
-            raise Refused(exc.message, {"error": exc.code, "message": exc.message}) from None
-        except UNAVAILABLE as exc:
-            rooms.connect_refusals["unavailable"] += 1
-            log.warning("connect refused, backing service unavailable: %s", type(exc).__name__)
-            raise Refused("a backing service is unavailable", {"error": "unavailable"}) from None
-        sock = rooms.eio_socket(sid)
-        if sock is None:  # gone while we looked it up
-            raise Refused("connection closed", {"error": "closed"})
-        await rooms.register(conn, sock)
+            try:
+                conn = await admit(sid, environ, auth, address)
+            except DomainError as exc:
+                rooms.connect_refusals[exc.code] += 1
+                raise Refused(exc.message, {"error": exc.code, "message": exc.message}) from None
+            except UNAVAILABLE as exc:
+                rooms.connect_refusals["unavailable"] += 1
+                log.warning("connect refused, backing service unavailable: %s", type(exc).__name__)
+                raise Refused("a backing service is unavailable", {"error": "unavailable"}) from None
+            sock = rooms.eio_socket(sid)
+            if sock is None or sock.closed or sock.closing:  # the client left while it was admitted
+                raise Refused("connection closed", {"error": "closed"})
+            await rooms.register(conn, sock)
+            if sock.closed or sock.closing:  # left during registration: counted nowhere now
+                await rooms.unregister(sid)
+                raise Refused("connection closed", {"error": "closed"})
+            registered = True
+        finally:
+            if not registered:
+                rooms.release_socket(sid)
         task = asyncio.create_task(welcome(conn))
         welcomes.add(task)
         task.add_done_callback(welcomes.discard)
 
     welcomes: set[asyncio.Task] = set()
 
-    async def admit(sid: str, environ: dict, auth: Any) -> Conn:
+    async def admit(sid: str, environ: dict, auth: Any, address: str) -> Conn:
         if rooms.draining:
             raise Draining("this node is shutting down; connect again")
         if auth is None:
@@ -208,17 +259,37 @@ def register(rooms: Rooms, tokens) -> None:
             request = environ.get("aiohttp.request")
             token = request.cookies.get(COOKIE) if request is not None else None
             from_cookie = True
-        user_id = None
+        user_id = session_id = None
         if token:
             try:
-                user_id = tokens.verify(token)
+                user_id, session_id = tokens.claims(token)
+                if tokens.believed(user_id, session_id) is False:
+                    raise Unauthorized(SIGNED_OUT)
             except Unauthorized:
                 if not from_cookie:
                     raise
                 # A stale session cookie still lets the visitor watch anonymously.
+                user_id = session_id = None
         at = utcnow()
+        if user_id is None and a.coview is None:
+            # Anonymous: no query and no database connection (the show's facts are cached
+            # per show for a moment, rooms/joining.py), so a flood of joins cannot drain the pool.
+            facts = await rooms.join_state.show_facts(a.show)
+            rooms.remember_show(facts.id, facts.host_id, facts.slow_mode)
+            return Conn(sid=sid, show_id=facts.id, author=None, is_host=False,
+                        viewer_key=rooms.viewer_key(sid, None, address), last_id=a.last_id, address=address)
         async with db().session() as session:
-            user = await session.get(User, user_id) if user_id is not None else None
+            user = None
+            if user_id is not None and session_id is not None:
+                if tokens.believed(user_id, session_id):
+                    user = await session.get(User, user_id)
+                else:  # the user and whether the session is live, in one query
+                    user, live = await sessions.user_if_live(session, session_id, user_id, at)
+                    tokens.found(user_id, session_id, live)
+                    if not live:
+                        if not from_cookie:
+                            raise Unauthorized(SIGNED_OUT)
+                        user = user_id = session_id = None  # a signed-out cookie: watch anonymously
             if user_id is not None and user is None and not from_cookie:
                 raise Unauthorized("unknown user")
             show = await get_show(session, a.show)
@@ -235,14 +306,21 @@ def register(rooms: Rooms, tokens) -> None:
             show_id=show.id,
             author=chat.author_of(user, show.host_id) if user is not None else None,
             is_host=can_host(user, show),
-            viewer_key=f"u{user.id}" if user is not None else f"s:{sid}",
+            viewer_key=rooms.viewer_key(sid, user.id if user is not None else None, address),
             last_id=a.last_id,
+            address=address,
         )
         if room is not None:
             if not await rooms.presence.admit(coview_key(room.id), str(user.id), room.member_limit):
                 raise CoviewFull(f"this co-view room is full ({room.member_limit} members)")
             conn.coview_id = room.id
             conn.coview_owner = room.owner_id == user.id
+        if user is not None and session_id is not None:
+            if len(signed_in_sessions) > 2 * len(rooms.conns) + 1000:
+                # Refused or abandoned joins never reach `disconnect`: drop them now and then.
+                for gone in [s for s in signed_in_sessions if s not in rooms.conns]:
+                    del signed_in_sessions[gone]
+            signed_in_sessions[sid] = (user.id, session_id)
         return conn
 
     async def welcome(conn: Conn) -> None:
@@ -270,6 +348,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @sio.on("disconnect")
     async def disconnect(sid: str, reason: Any = None) -> None:
+        signed_in_sessions.pop(sid, None)
         await rooms.unregister(sid)
 
     @sio.on("*")
@@ -286,7 +365,7 @@ def register(rooms: Rooms, tokens) -> None:
         if body.room == "coview" and conn.coview_id is None:
             raise Invalid("you are not in a co-view room", field="room")
         text = chat.clean_text(body.text, settings.chat_max_chars)
-        if not conn.is_host:
+        if not (conn.is_host and await still_host(conn)):
             await rooms.limits.check_post(conn.show_id, conn.author.id, rooms.shows[conn.show_id].slow_mode)
         at = utcnow()
         coview_id = conn.coview_id if body.room == "coview" else None
@@ -301,9 +380,11 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("react")
     async def react(conn: Conn, data: Any) -> None:
-        body = parse(ReactIn, data)
-        if not conn.taps.allow(asyncio.get_running_loop().time()):
+        # The address's budget first: a flood is refused before any parsing.
+        now = asyncio.get_running_loop().time()
+        if not conn.taps.allow(now) or not rooms.tap_budget.allow(conn.address, now):
             raise RateLimited("too many reactions", retry_after=1)
+        body = parse(ReactIn, data)
         rooms.reactions.add(conn.show_id, body.kind)
 
     @on("ask")
@@ -311,7 +392,7 @@ def register(rooms: Rooms, tokens) -> None:
         body = parse(AskIn, data)
         signed_in(conn, "ask a question")
         text = chat.clean_text(body.text, settings.chat_max_chars)
-        if not conn.is_host:
+        if not (conn.is_host and await still_host(conn)):
             # Questions share the chat's budget: asking is not a way around a mute or the rate limit.
             await rooms.limits.check_post(conn.show_id, conn.author.id, 0)
         async with db().transaction() as session:
@@ -331,7 +412,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("segment")
     async def change_segment(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(SegmentIn, data)
         async with db().transaction() as session:
             show = await get_show(session, conn.show_id)
@@ -340,7 +421,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("pin")
     async def pin(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(PinIn, data)
         async with db().transaction() as session:
             show = await get_show(session, conn.show_id)
@@ -349,7 +430,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("unpin")
     async def unpin(conn: Conn, data: Any) -> dict[str, Any]:
-        host_only(conn)
+        await host_only(conn)
         parse(Empty, data)
         async with db().transaction() as session:
             show = await get_show(session, conn.show_id)
@@ -360,7 +441,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("answer")
     async def answer(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(AnswerIn, data)
         async with db().transaction() as session:
             question, coview_id = await questions.answer(
@@ -370,7 +451,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("delete_chat")
     async def delete_chat(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(DeleteIn, data)
         async with db().transaction() as session:
             coview_id = await chat.delete_message(session, show_id=conn.show_id, message_id=body.id)
@@ -379,7 +460,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("mute")
     async def mute(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(MuteIn, data)
         seconds = check_mute_seconds(body.seconds)
         async with db().session() as session:
@@ -393,7 +474,7 @@ def register(rooms: Rooms, tokens) -> None:
 
     @on("slow_mode")
     async def slow_mode(conn: Conn, data: Any) -> None:
-        host_only(conn)
+        await host_only(conn)
         body = parse(SlowModeIn, data)
         async with db().transaction() as session:
             show = await get_show(session, conn.show_id)

@@ -20,11 +20,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from orders.db import Database
+from orders.errors import NotFound
 from orders.models import CoviewRoom, User, utcnow
 from orders.shows import get_show
 from rooms import chat, questions, stage
 
 MAX_AGE = 2.0  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class ShowFacts:
+    """What admitting a socket needs to know about its show: read once per MAX_AGE per
+    show, not once per join (an anonymous join then makes no query at all)."""
+
+    id: int
+    host_id: int
+    slow_mode: int
 
 
 @dataclass
@@ -42,10 +53,44 @@ class JoinState:
         self._versions: dict[int, int] = {}
         self._shared: dict[int, _Shared] = {}
         self._building: dict[int, asyncio.Future[_Shared]] = {}
+        # show id -> (read at, facts or the NotFound it raised); one read in flight per show.
+        self._facts: dict[int, tuple[float, ShowFacts | NotFound]] = {}
+        self._reading: dict[int, asyncio.Future[ShowFacts | NotFound]] = {}
 
     def changed(self, show_id: int) -> None:
         """The show room got an event: copies built before it are stale."""
         self._versions[show_id] = self._versions.get(show_id, 0) + 1
+        self._facts.pop(show_id, None)
+
+    async def show_facts(self, show_id: int) -> ShowFacts:
+        """The show's facts, from a copy at most MAX_AGE old; NotFound for no such show
+        (also remembered, so made-up show ids cost no query each either)."""
+        cached = self._facts.get(show_id)
+        if cached is not None and self._clock() - cached[0] < MAX_AGE:
+            found = cached[1]
+        else:
+            pending = self._reading.get(show_id)
+            if pending is None:
+                pending = asyncio.ensure_future(self._read_facts(show_id))
+                self._reading[show_id] = pending
+                pending.add_done_callback(lambda _f: self._reading.pop(show_id, None))
+            found = await asyncio.shield(pending)
+        if isinstance(found, NotFound):
+            raise NotFound(found.message)
+        return found
+
+    async def _read_facts(self, show_id: int) -> ShowFacts | NotFound:
+        read_at = self._clock()
+        try:
+            async with self._db.session() as session:
+                show = await get_show(session, show_id)
+                found: ShowFacts | NotFound = ShowFacts(show.id, show.host_id, show.slow_mode)
+        except NotFound as exc:
+            found = exc
+        if len(self._facts) > 10_000:
+            self._facts.clear()  # made-up ids must not grow this without bound
+        self._facts[show_id] = (read_at, found)
+        return found
 
     async def _shared_state(self, show_id: int) -> _Shared:
         version = self._versions.get(show_id, 0)
@@ -94,6 +139,11 @@ class JoinState:
         """The `state` for one socket (without `viewers`, `me` and `host`, which the caller knows)."""
         private = coview_id is not None or last_id is not None
         shared = None if private else await self._shared_state(show_id)
+        if shared is not None and not is_host and user_id is None:
+            # An anonymous viewer's state is the shared copy: no session, no connection.
+            state = dict(shared.stage)
+            state.update(chat=shared.chat, chat_gap=False, questions=[], coview=None)
+            return state
         async with self._db.session() as session:
             if shared is None:
                 show = await get_show(session, show_id)

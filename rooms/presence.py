@@ -151,15 +151,26 @@ class Presence:
 
     async def enter(self, key: str, member: str) -> bool:
         """A socket of `member` is here; True when it is the member's first in this process."""
+        if not self.enter_local(key, member):
+            return False
+        await self.publish(key, member)
+        return True
+
+    def enter_local(self, key: str, member: str) -> bool:
+        """`enter` without the store: counted here at once, with no await, so a `leave`
+        for the same socket can never run before it (a socket leaving mid-join)."""
         local = self._local.setdefault(key, Counter())
         local[member] += 1
-        if local[member] > 1:
-            return False
+        return local[member] == 1
+
+    async def publish(self, key: str, member: str) -> None:
+        """Tell the shared store now rather than at the next refresh."""
+        if member not in self._local.get(key, ()):
+            return  # left meanwhile
         try:
             await self.store.touch({key: [member]}, self._clock() + self.timeout)
         except Exception as exc:  # noqa: BLE001 - watching goes on; the next refresh adds it
             log.warning("presence of %s not recorded yet: %s", key, type(exc).__name__)
-        return True
 
     async def leave(self, key: str, member: str) -> bool:
         """A socket left; True when the member has no socket left in this process."""

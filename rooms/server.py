@@ -27,7 +27,9 @@ from sqlalchemy import select
 
 from orders.db import Database
 from orders.models import User
+from rooms import engineio_hooks
 from rooms import reactions as reactions_mod
+from rooms.admission import AddressCounts, AnonymousKeys, EngineGate, TapBudget, request_address
 from rooms.batching import WS_ATTR, Broadcaster, RoomWebSocket
 from rooms.bus import LocalBus, RedisBus
 from rooms.chat import Author, ChatWriter
@@ -89,6 +91,7 @@ class Conn:
     coview_owner: bool = False
     last_id: int | None = None  # the last chat id the client saw (reconnects)
     taps: TapLimit = field(default_factory=TapLimit)
+    address: str = ""  # the client's address key (rooms/admission.py)
 
     @property
     def user_id(self) -> int | None:
@@ -138,6 +141,17 @@ class Rooms:
         self.broadcaster = Broadcaster(settings.room_batch_window, on_slow=self._drop_slow)
         self.events = SocketEvents(self)
         self.reactions = Reactions()
+        # Per client address (rooms/admission.py): Engine.IO sessions, joined sockets,
+        # anonymous viewer keys and the reaction budget.
+        self.sessions = AddressCounts(2 * settings.sockets_per_address)
+        self.sockets = AddressCounts(settings.sockets_per_address)
+        self.anonymous = AnonymousKeys(settings.secret, settings.anonymous_viewers_per_address, self.process_id)
+        self.tap_budget = TapBudget(settings.reactions_per_address)
+        self.gate = EngineGate(eio, self.sessions)
+        engineio_hooks.observe_sessions(eio, self._session_opened, self._session_closed)
+        engineio_hooks.drop_malformed_packets(self.sio, lambda: self.refusals.update(("malformed_packet",)))
+        self._sid_of_session: dict[str, str] = {}  # Engine.IO sid -> Socket.IO sid, while joining or joined
+        self._session_of_sid: dict[str, str] = {}
         self.conns: dict[str, Conn] = {}
         self.shows: dict[int, ShowInfo] = {}
         self.names: dict[int, str] = {}
@@ -246,6 +260,8 @@ class Rooms:
             "deliveries_total": s.deliveries,
             "refusals_total": Labelled("reason", dict(self.refusals)),
             "connect_refusals_total": Labelled("reason", dict(self.connect_refusals)),
+            "engineio_sessions": len(self.sessions),
+            "engineio_refusals_total": Labelled("reason", dict(self.gate.refused)),
             "flushes_total": s.flushes,
             "events_total": s.events,
             "direct_writes_total": s.direct_writes,
@@ -259,8 +275,53 @@ class Rooms:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         return self.sio.eio.sockets.get(eio_sid)
 
+    def _session_opened(self, eio_sid: str, environ: dict) -> bool:
+        # The gate refused handshakes over the cap; this counts the ones it let through
+        # (and refuses any that raced past it).
+        return self.sessions.claim(eio_sid, request_address(environ))
+
+    async def _session_closed(self, eio_sid: str) -> None:
+        self.sessions.release(eio_sid)
+        sid = self._sid_of_session.pop(eio_sid, None)
+        if sid is not None:
+            self._session_of_sid.pop(sid, None)
+            # A socket that left mid-join is never reported to Socket.IO's disconnect
+            # handler; whatever it was counted in is withdrawn here.
+            await self.unregister(sid)
+
+    def claim_socket(self, sid: str, address: str) -> bool:
+        """Take one of the address's socket places for `sid`; False when none is left."""
+        if not self.sockets.claim(sid, address):
+            return False
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        if eio_sid is not None:
+            self._sid_of_session[eio_sid] = sid
+            self._session_of_sid[sid] = eio_sid
+        return True
+
+    def end_session_soon(self, sid: str) -> None:
+        """Close a refused socket's Engine.IO session once its refusal is on its way, so
+        a client that ignores the refusal does not keep holding a session."""
+        sock = self.eio_socket(sid)
+        if sock is None:
+            return
+        task = asyncio.create_task(engineio_hooks.close_after_refusal(sock))
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    def viewer_key(self, sid: str, user_id: int | None, address: str) -> str:
+        """Signed-in: the user (all their tabs count once). Anonymous: one of a few keys
+        per address (rooms/admission.py), so a flood from one address is not thousands."""
+        if user_id is not None:
+            return f"u{user_id}"
+        return self.anonymous.take(sid, address)
+
     async def register(self, conn: Conn, sock: Any) -> None:
-        """Put a socket into its rooms (held back until it has its state) and count it."""
+        """Put a socket into its rooms (held back until it has its state) and count it.
+
+        Everything that counts the socket is done before the first await: a disconnect
+        arriving meanwhile then finds it all and withdraws it all (unregister).
+        """
         self.conns[conn.sid] = conn
         b = self.broadcaster
         b.add(conn.sid, sock)
@@ -270,17 +331,34 @@ class Rooms:
             self.names[conn.author.id] = conn.author.name
         if conn.is_host:
             b.join(conn.sid, host_room(conn.show_id))
+        entered: list[tuple[str, str]] = []
         if conn.coview_id is not None:
             b.join(conn.sid, coview_room(conn.coview_id))
             if conn.coview_owner:
                 b.join(conn.sid, coview_owner_room(conn.coview_id))
-            await self.presence.enter(coview_key(conn.coview_id), str(conn.user_id))
-        if await self.presence.enter(viewers_key(conn.show_id), conn.viewer_key) and self.ledger is not None:
-            self.ledger.saw(conn.show_id, conn.viewer_key, conn.user_id)
+            if self.presence.enter_local(coview_key(conn.coview_id), str(conn.user_id)):
+                entered.append((coview_key(conn.coview_id), str(conn.user_id)))
+        if self.presence.enter_local(viewers_key(conn.show_id), conn.viewer_key):
+            entered.append((viewers_key(conn.show_id), conn.viewer_key))
+            if self.ledger is not None:
+                self.ledger.saw(conn.show_id, conn.viewer_key, conn.user_id)
+        for key, member in entered:
+            await self.presence.publish(key, member)
+
+    def release_socket(self, sid: str) -> None:
+        """Give back what admission took for `sid` (its address place, its anonymous key)."""
+        self.sockets.release(sid)
+        self.anonymous.give_back(sid)
+        eio_sid = self._session_of_sid.pop(sid, None)
+        if eio_sid is not None:
+            self._sid_of_session.pop(eio_sid, None)
 
     async def unregister(self, sid: str) -> None:
+        """Withdraw a socket; safe to call more than once (Socket.IO's disconnect and the
+        end of its Engine.IO session both call it)."""
         conn = self.conns.pop(sid, None)
         self.broadcaster.remove(sid)
+        self.release_socket(sid)
         if conn is None:
             return
         await self.presence.leave(viewers_key(conn.show_id), conn.viewer_key)
@@ -392,7 +470,9 @@ def setup(app: web.Application) -> None:
 
     rooms = Rooms(app[SETTINGS])
     app[ROOMS] = rooms
-    rooms.sio.attach(app, socketio_path="socket.io")
+    # What Socket.IO's attach() would add, through the admission gate (rooms/admission.py).
+    for method in ("GET", "POST", "OPTIONS"):
+        app.router.add_route(method, "/socket.io/", rooms.gate.handle)
     events.register(rooms, tokens=app[TOKENS])
     app[EVENTS] = rooms.events
     app[VIEWER_COUNT] = rooms.viewers_now

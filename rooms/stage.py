@@ -12,11 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders.catalog import exhibition_price, get_product
 from orders.errors import Invalid, NotFound
-from orders.models import Product, Segment, Show
+from orders.models import Product, Segment, SegmentProduct, Show
 from orders.shows import current_segment, get_segment
 from rooms.models import Pin
 
 MAX_SLOW_MODE = 3600  # seconds
+
+
+class NotInLineup(Invalid):
+    code = "not_in_lineup"
 
 
 def segment_event(segment: Segment) -> dict[str, Any]:
@@ -64,11 +68,22 @@ async def _close_open_pins(session: AsyncSession, show_id: int, at: datetime) ->
 
 
 async def pin(session: AsyncSession, show: Show, product_id: int, at: datetime) -> dict[str, Any]:
-    """Pin a product; the pin row keeps its offset from the show's start for the replay."""
+    """Pin a product of the show's line-up (its segments' products); the pin row keeps its
+    offset from the show's start for the replay. A product outside the line-up is refused
+    (issue 14, item 20): the host extends the line-up on purpose first, with a segment."""
     try:
         product = await get_product(session, product_id)
     except NotFound as exc:
         raise Invalid(exc.message, field="product_id") from None
+    in_lineup = await session.scalar(
+        select(SegmentProduct.product_id)
+        .join(Segment, Segment.id == SegmentProduct.segment_id)
+        .where(Segment.show_id == show.id, SegmentProduct.product_id == product.id)
+        .limit(1)
+    )
+    if in_lineup is None:
+        raise NotInLineup(f"product {product.id} is not in this show's line-up; add a segment with it first",
+                          field="product_id")
     await _close_open_pins(session, show.id, at)
     show.pinned_product_id = product.id
     session.add(

@@ -201,3 +201,12 @@ async def login(client, email: str, password: str = "livemall-demo") -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def record_viewers(db: Database, show_id: int, *user_ids: int) -> None:
+    """These users watched the show (as the rooms' audience ledger records it): a sale is
+    credited only to a show its buyer watches or watched."""
+    from orders.models import ShowViewer
+
+    async with db.transaction() as session:
+        session.add_all(ShowViewer(show_id=show_id, viewer_key=f"u{u}", user_id=u) for u in user_ids)

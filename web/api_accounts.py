@@ -1,18 +1,30 @@
-"""Routes: register, sign in and out, who am I."""
+"""Routes: register, sign in and out, who am I, change or reset a password.
+
+Passwords are read exactly as sent (no trimming: the body model strips other strings).
+Sign-in is throttled per account as well as per address (web/ratelimit.py). A reset
+request answers the same 202 whether or not the account exists, and the e-mail goes out
+in the background (web/mail.py), so neither reply nor timing tells.
+"""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Literal
 
 from aiohttp import web
 
 from web.errors import json_response
-from pydantic import Field, StringConstraints
+from pydantic import StringConstraints
 
-from orders import accounts
-from orders.models import Role
+from orders import accounts, sessions
+from orders.errors import Unauthorized
+from orders.models import Role, utcnow
+from orders.passwords import ResetTokens
 from web.appkeys import DB, SETTINGS, TOKENS
-from web.auth import COOKIE, is_https, require_user
+from web.auth import COOKIE, is_https, request_session_id, require_user, verified_user_id
+from web.mail import Outbox, mailer_for
+from web.mail_texts import reset_password_mail
+from web.ratelimit import LIMITS, too_many
 from web.validation import Body, parse_body
 
 routes = web.RouteTableDef()
@@ -20,11 +32,13 @@ routes = web.RouteTableDef()
 Email = Annotated[str, StringConstraints(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Country = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")]
+# Never altered: "  abcdefgh  " is its own password (issue 14, item 15).
+Password = Annotated[str, StringConstraints(strip_whitespace=False, min_length=8, max_length=128)]
 
 
 class Register(Body):
     email: Email
-    password: Annotated[str, StringConstraints(min_length=8, max_length=128)]
+    password: Password
     name: Name
     country: Country
     role: Literal["buyer", "member"] = "buyer"
@@ -33,14 +47,28 @@ class Register(Body):
 
 class Login(Body):
     email: Annotated[str, StringConstraints(max_length=254)]
-    password: Annotated[str, Field(max_length=128)]
+    password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=128)]
+
+
+class PasswordChange(Body):
+    current_password: Annotated[str, StringConstraints(strip_whitespace=False, max_length=128)]
+    new_password: Password
+
+
+class ResetRequest(Body):
+    email: Annotated[str, StringConstraints(max_length=254)]
+
+
+class ResetConfirm(Body):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    new_password: Password
 
 
 @routes.post("/api/auth/register")
 async def register(request: web.Request) -> web.Response:
     body = await parse_body(request, Register)
     async with request.app[DB].transaction() as session:
-        user = await accounts.create_user(
+        user = await accounts.register(
             session,
             email=body.email,
             password=body.password,
@@ -55,9 +83,21 @@ async def register(request: web.Request) -> web.Response:
 @routes.post("/api/auth/login")
 async def login(request: web.Request) -> web.Response:
     body = await parse_body(request, Login)
-    async with request.app[DB].session() as session:
-        user = await accounts.authenticate(session, body.email, body.password)
-    token = request.app[TOKENS].issue(user.id)
+    limits = request.app.get(LIMITS)
+    account = accounts.normalise_email(body.email)
+    if limits is not None and (wait := await limits.sign_in_wait(account)) is not None:
+        return too_many("login_account", wait, "too many failed sign-ins for this account")
+    try:
+        async with request.app[DB].session() as session:
+            user = await accounts.authenticate(session, body.email, body.password)
+    except Unauthorized:
+        if limits is not None:
+            await limits.sign_in_failed(account)
+        raise
+    async with request.app[DB].transaction() as session:
+        opened = await sessions.open_session(session, user.id, utcnow(),
+                                             timedelta(seconds=request.app[SETTINGS].token_ttl))
+    token = request.app[TOKENS].issue(user.id, session_id=opened.id)
     response = json_response({"token": token, "user": accounts.user_private(user)})
     response.set_cookie(
         COOKIE,
@@ -73,7 +113,28 @@ async def login(request: web.Request) -> web.Response:
 
 @routes.post("/api/auth/logout")
 async def logout(request: web.Request) -> web.Response:
+    """End this token's session on every node (a bad or missing token: only the cookie goes)."""
+    try:
+        user_id, session_id = verified_user_id(request), request_session_id(request)
+    except Unauthorized:
+        user_id = session_id = None
+    if user_id is not None and session_id is not None:
+        async with request.app[DB].transaction() as session:
+            await sessions.revoke(session, session_id, utcnow())
+        request.app[TOKENS].forget(user_id, session_id)
     response = json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+@routes.post("/api/auth/logout-all")
+async def logout_everywhere(request: web.Request) -> web.Response:
+    """Sign out everywhere: every session of the account ends, this one included."""
+    user = await require_user(request)
+    async with request.app[DB].transaction() as session:
+        ended = await sessions.revoke_all(session, user.id, utcnow())
+    request.app[TOKENS].forget(user.id)
+    response = json_response({"ok": True, "revoked": ended})
     response.del_cookie(COOKIE, path="/")
     return response
 
@@ -82,3 +143,75 @@ async def logout(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     user = await require_user(request)
     return json_response({"user": accounts.user_private(user)})
+
+
+@routes.post("/api/auth/password")
+async def change_password(request: web.Request) -> web.Response:
+    """A signed-in user's new password; the current one is required. Every session of the
+    account ends, this one included (whoever took the old password or a token is out),
+    so the client signs in again with the new password."""
+    user = await require_user(request)
+    body = await parse_body(request, PasswordChange)
+    async with request.app[DB].transaction() as session:
+        await accounts.change_password(session, user.id, body.current_password, body.new_password)
+        await sessions.revoke_all(session, user.id, utcnow())
+    request.app[TOKENS].forget(user.id)
+    response = json_response({"ok": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+RESET_SENT = "if an account with this e-mail exists, a link to reset its password is on its way"
+
+
+@routes.post("/api/auth/password-reset")
+async def request_password_reset(request: web.Request) -> web.Response:
+    """E-mail a reset link; the reply is the same whether or not the account exists."""
+    body = await parse_body(request, ResetRequest)
+    async with request.app[DB].session() as session:
+        user = await accounts.find_by_email(session, body.email)
+    limits = request.app.get(LIMITS)
+    if user is not None and (limits is None or await limits.may_send_reset_mail(user.email)):
+        token = request.app[RESET_TOKENS].issue(user.id, user.password_hash)
+        link = f"{_base_url(request.app[SETTINGS])}/reset-password#token={token}"
+        # In the language of the page that asked (web/mail_texts.py).
+        subject, text = reset_password_mail(request, user.name, link, request.app[SETTINGS].password_reset_ttl)
+        request.app[OUTBOX].post(user.email, subject, text)
+    return json_response({"ok": True, "message": RESET_SENT}, status=202)
+
+
+@routes.post("/api/auth/password-reset/confirm")
+async def confirm_password_reset(request: web.Request) -> web.Response:
+    """Set a new password with the link's token; the token works once. Every session of
+    the account ends (whoever knew the old password is signed out)."""
+    body = await parse_body(request, ResetConfirm)
+    async with request.app[DB].transaction() as session:
+        user = await accounts.reset_password(session, request.app[RESET_TOKENS], body.token, body.new_password)
+        await sessions.revoke_all(session, user.id, utcnow())
+    request.app[TOKENS].forget(user.id)
+    if (limits := request.app.get(LIMITS)) is not None:
+        await limits.sign_in_reset(user.email)
+    return json_response({"ok": True})
+
+
+def _base_url(settings) -> str:
+    """Where the link in an e-mail points: public_url, never the request's Host (a forged
+    Host would send the token to another site); without one, the node's own address."""
+    return settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
+
+
+RESET_TOKENS = web.AppKey("reset_tokens", ResetTokens)
+OUTBOX = web.AppKey("outbox", Outbox)
+
+
+def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    app[RESET_TOKENS] = ResetTokens(settings.secret, settings.password_reset_ttl)
+    app[OUTBOX] = Outbox(mailer_for(settings))
+    app.router.add_routes(routes)
+
+    async def outbox(app: web.Application):
+        yield
+        await app[OUTBOX].close()
+
+    app.cleanup_ctx.append(outbox)

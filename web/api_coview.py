@@ -22,9 +22,22 @@ class CoviewIn(Body):
     show_id: Id
 
 
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
 def invite_url(request: web.Request, code: str) -> str:
-    base = request.app[SETTINGS].public_url.rstrip("/") or str(request.url.origin())
-    return f"{base}/coview/{code}"
+    """The invite link, on `public_url`, never on the request's Host header: a forged
+    Host made links on evil.example (issue 14, item 19). Without a public_url the
+    request's origin is used only for a host this node is configured to serve (its
+    bind address, or loopback on one machine); anything else gets a relative link,
+    which the page completes with the address the visitor's browser is on."""
+    settings = request.app[SETTINGS]
+    if settings.public_url:
+        return f"{settings.public_url.rstrip('/')}/coview/{code}"
+    host = (request.url.host or "").strip("[]").lower()
+    if host in LOOPBACK or (host == settings.host.lower() and settings.host not in ("0.0.0.0", "::")):
+        return f"{request.url.origin()}/coview/{code}"
+    return f"/coview/{code}"
 
 
 @routes.post("/api/coview")

@@ -8,6 +8,7 @@ order exists, and a retry with the same Idempotency-Key would only return it aga
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import AsyncIterator
@@ -18,8 +19,8 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
-from orders import brokers, lifecycle, payments, quotes, reports
-from orders.errors import Invalid, NotFound, SoldOut
+from orders import brokers, lifecycle, payments, quotes, reports, stripe_payments
+from orders.errors import InsufficientStock, Invalid, NotFound, SoldOut
 from orders.events import send_committed
 from orders.expiry import Expired, Sweeper
 from orders.models import Order, OrderStatus, Role, User, utcnow
@@ -31,17 +32,62 @@ from orders.ordering import (
     list_orders,
     orders_public,
 )
+from orders.checkout import OrderChanged
+from orders.shipping import check_tracking
 from orders.shows import get_show, require_host
+from rooms.server import ROOMS, viewers_key
 from web.appkeys import DB, EVENTS, SETTINGS
 from web.auth import require_user
-from web.errors import json_response
+from web.errors import STATUS, json_response
 from web.metrics import count_order
 from web.validation import Body, Id, int_param, parse_body
 
 routes = web.RouteTableDef()
+log = logging.getLogger(__name__)
 
 DESK = web.AppKey("order_desk", OrderDesk)
 PROVIDERS = web.AppKey("payment_providers", dict)
+STATUS[stripe_payments.ProcessorError] = 502  # the card processor failed: a bad gateway, not our 500
+
+
+class RoomsAudience:
+    """`orders.attribution.Audience` over the rooms' presence: a buyer who joined a show
+    a moment ago is watching it before the audience ledger has written its row (about a
+    second). Asked only about buyers the ledger does not know: this node's sockets
+    first, then the shared presence set (Redis), whose members are fetched at most
+    every `SHARED_FOR` seconds a show, so orders naming a show nobody watched cannot
+    make a node read a large audience over and over."""
+
+    SHARED_FOR = 0.25
+
+    def __init__(self, app: web.Application) -> None:
+        self._app = app
+        self._shared: dict[int, tuple[float, frozenset[str]]] = {}
+
+    async def watching(self, show_id: int, user_ids: set[int]) -> set[int]:
+        rooms = self._app.get(ROOMS)
+        if rooms is None:
+            return set()
+        key = viewers_key(show_id)
+        here = set(rooms.presence.local_members(key))
+        found = {u for u in user_ids if f"u{u}" in here}
+        if found == user_ids:
+            return found
+        clock = time.monotonic()
+        fetched = self._shared.get(show_id)
+        if fetched is None or clock - fetched[0] > self.SHARED_FOR:
+            if len(self._shared) > 1000:
+                self._shared.clear()
+            try:
+                fetched = (clock, frozenset(await rooms.presence.present(key)))
+            except Exception as exc:  # noqa: BLE001 - Redis away: the ledger still answers in a second
+                log.warning("shared presence not read: %s", type(exc).__name__)
+                return found
+            self._shared[show_id] = fetched
+        return found | {u for u in user_ids if f"u{u}" in fetched[1]}
+
+
+AUDIENCE = web.AppKey("order_audience", RoomsAudience)
 
 Quantity = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]  # range checks are the domain's (422 with a reason)
 KEY = re.compile(r"^[\x21-\x7e]{1,100}$")  # printable ASCII, no spaces
@@ -56,6 +102,11 @@ class OrderIn(Body):
 
 class PayIn(Body):
     provider: Annotated[str, StringConstraints(min_length=1, max_length=32)]
+
+
+class ShipIn(Body):
+    carrier: Annotated[str, StringConstraints(max_length=40)] | None = None
+    tracking_number: Annotated[str, StringConstraints(max_length=40)] | None = None
 
 
 class ChargeIn(Body):
@@ -108,8 +159,12 @@ async def place_order(request: web.Request) -> web.Response:
             show_id=body.show_id, coview=body.coview,
         ))
         outcome = "accepted" if placed.created else "replayed"
-    except SoldOut:
+    except SoldOut as exc:
         outcome = "sold_out"
+        left = exc.detail.get("stock")
+        if isinstance(left, int) and left > 0:  # some are left: say how many (issue 15, item 4)
+            raise InsufficientStock(f"Only {left} left", field="quantity", product_id=body.product_id,
+                                    available=left) from None
         raise
     finally:
         count_order(outcome, time.perf_counter() - started)
@@ -143,7 +198,8 @@ async def order_detail(request: web.Request) -> web.Response:
     return json_response(body)
 
 
-async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = False) -> web.Response:
+async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = False,
+                **changes: object) -> web.Response:
     user = await require_user(request) if buyer_only else await require_user(request, Role.admin)
     order_id = int_param(request, "order_id")
     async with request.app[DB].transaction() as session:
@@ -151,7 +207,7 @@ async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = Fal
             order = await session.get(Order, order_id)
             if order is None or order.buyer_id != user.id:
                 raise NotFound(f"no order {order_id}")
-        moved = await lifecycle.move(session, order_id, to, utcnow())
+        moved = await lifecycle.move(session, order_id, to, utcnow(), **changes)
         body = await _public(session, moved.order)
     await send_committed(request.app[EVENTS], *_order_events(body, moved.order.buyer_id, moved.stock))
     return json_response(body)
@@ -164,7 +220,15 @@ async def cancel(request: web.Request) -> web.Response:
 
 @routes.post("/api/orders/{order_id}/ship")
 async def ship(request: web.Request) -> web.Response:
-    return await _move(request, OrderStatus.shipped)
+    """Optional body {carrier, tracking_number} (both or neither): shown to the buyer
+    with a tracking link (orders/shipping.py)."""
+    await require_user(request, Role.admin)
+    tracking = None
+    if request.body_exists:
+        body = await parse_body(request, ShipIn)
+        tracking = check_tracking(body.carrier, body.tracking_number)
+    changes = {"carrier": tracking[0], "tracking_number": tracking[1]} if tracking else {}
+    return await _move(request, OrderStatus.shipped, **changes)
 
 
 @routes.post("/api/orders/{order_id}/deliver")
@@ -196,11 +260,20 @@ async def pay(request: web.Request) -> web.Response:
     provider = request.app[PROVIDERS].get(body.provider)
     if provider is None:
         raise Invalid(f"payment providers: {', '.join(sorted(request.app[PROVIDERS]))}", field="provider")
-    async with request.app[DB].transaction() as session:
+    async with request.app[DB].session() as session:
         order = await get_order_for(session, order_id, user)
         if order.buyer_id != user.id:
             raise NotFound(f"no order {order_id}")
-        checkout = await payments.start_payment(session, order, provider, utcnow())
+    # A remote processor (Stripe) is asked outside the transaction: it may take seconds,
+    # and a failure there (502/503) leaves the order as it was.
+    prepared = await payments.prepare_checkout(provider, order)
+    asked = (order.total, order.currency)
+    async with request.app[DB].transaction() as session:
+        order = await get_order_for(session, order_id, user)
+        if (order.total, order.currency) != asked:  # a checkout to another address meanwhile
+            raise OrderChanged("the order's total changed while payment was prepared; pay again",
+                               total=order.total)
+        checkout = await payments.start_payment(session, order, provider, utcnow(), prepared)
     return json_response({"order_id": order_id, **checkout})
 
 
@@ -225,6 +298,8 @@ async def webhook(request: web.Request) -> web.Response:
         raise payments.UnknownProvider(f"no payment provider {name[:32]!r} is configured")
     raw = await request.read()  # the signature covers the exact bytes
     event = provider.parse_webhook(request.headers, raw, time.time())
+    if event.kind == payments.IGNORED:  # verified, nothing to do here: 2xx so it is not resent
+        return json_response({"ok": True, "ignored": True, "event": event.event_id})
     return json_response(await _apply_webhook(request, name, event))
 
 
@@ -235,7 +310,8 @@ async def sandbox_charge(request: web.Request) -> web.Response:
     body = await parse_body(request, ChargeIn)
     provider = request.app[PROVIDERS].get("sandbox")
     if not isinstance(provider, payments.SandboxProvider):
-        raise payments.UnknownProvider("the sandbox provider is not configured (set LIVEMALL_PAYMENT_WEBHOOK_SECRET)")
+        raise payments.UnknownProvider("the sandbox provider is not in service (a test mode: LIVEMALL_PAYMENT_SANDBOX "
+                                       "and LIVEMALL_PAYMENT_WEBHOOK_SECRET)")
     async with request.app[DB].session() as session:
         order = await session.scalar(select(Order).where(
             Order.payment_provider == "sandbox", Order.payment_ref == body.payment_ref, Order.buyer_id == user.id))
@@ -260,7 +336,7 @@ async def request_quote(request: web.Request) -> web.Response:
             buyer_id=user.id, product_id=body.product_id, quantity=body.quantity,
             destination_country=body.destination_country, incoterm=body.incoterm, note=body.note,
             show_id=body.show_id, coview=body.coview,
-        ), utcnow())
+        ), utcnow(), request.app[AUDIENCE])
         result = quotes.quote_public(quote)
     return json_response(result, status=201)
 
@@ -289,7 +365,8 @@ async def answer_quote(request: web.Request) -> web.Response:
     body = await parse_body(request, AnswerIn)
     async with request.app[DB].transaction() as session:
         quote = await quotes.answer_quote(session, quote_id, user, unit_price=body.unit_price,
-                                          valid_days=body.valid_days, at=utcnow())
+                                          valid_days=body.valid_days, at=utcnow(),
+                                          min_price_share=request.app[SETTINGS].quote_min_price_share)
         result = quotes.quote_public(quote)
     await send_committed(request.app[EVENTS], ("user", quote.buyer_id, "quote", result))
     return json_response(result)
@@ -340,15 +417,29 @@ async def broker_report(request: web.Request) -> web.Response:
 # --- Set-up -----------------------------------------------------------------------------
 
 def setup(app: web.Application) -> None:
+    settings = app[SETTINGS]
+    payments.check_sandbox(settings.payment_sandbox, settings.public_url)  # refuses to start: issue 14, item 10
+    stripe_payments.check_config(settings.stripe_secret_key, settings.stripe_webhook_secret,
+                                 settings.public_url)  # half a Stripe set-up refuses to start
     app.router.add_routes(routes)
+    app[AUDIENCE] = RoomsAudience(app)
     app.cleanup_ctx.append(_orders)
 
 
 async def _orders(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    desk = OrderDesk(app[DB], max_quantity=settings.order_max_quantity, expiry_seconds=settings.order_expiry)
+    desk = OrderDesk(app[DB], max_quantity=settings.order_max_quantity, expiry_seconds=settings.order_expiry,
+                     audience=app[AUDIENCE])
     app[DESK] = desk
-    app[PROVIDERS] = payments.providers(settings.payment_webhook_secret, settings.payment_webhook_tolerance)
+    app[PROVIDERS] = payments.providers(settings.payment_webhook_secret, settings.payment_webhook_tolerance,
+                                        sandbox=settings.payment_sandbox)
+    card = None
+    if stripe_payments.check_config(settings.stripe_secret_key, settings.stripe_webhook_secret, settings.public_url):
+        card = stripe_payments.StripeProvider(
+            settings.stripe_secret_key, settings.stripe_webhook_secret, settings.public_url,
+            tolerance=settings.payment_webhook_tolerance, api_base=settings.stripe_api_base,
+            timeout=settings.stripe_timeout, max_network_retries=settings.stripe_max_network_retries)
+        app[PROVIDERS][card.name] = card
 
     async def announce(expired: list[Expired]) -> None:
         calls = []
@@ -361,3 +452,5 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
     yield
     await sweeper.stop()
     await desk.close()
+    if card is not None:
+        await card.aclose()

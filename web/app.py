@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from orders.db import Database
 from orders.events import NoEvents
-from web import api_accounts, api_catalog, api_shows, ratelimit
+from web import aiohttp_hooks, api_accounts, api_catalog, api_shows, headers, ratelimit
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.auth import TokenCodec
 from web.cors import cors_middleware
@@ -20,6 +20,7 @@ from web.drain import DRAIN, DrainState, drain_middleware
 from web.errors import error_middleware, json_error, json_response
 from web.logs import request_id_middleware
 from web.metrics import metrics_handler, metrics_middleware
+from web.origin import origin_middleware
 from web.ratelimit import rate_limit_middleware
 from web.settings import Settings
 
@@ -64,25 +65,31 @@ def create_app(settings: Settings) -> web.Application:
         # draining refuses new sessions before any work, errors become JSON last.
         middlewares=[
             request_id_middleware, metrics_middleware, cors_middleware, drain_middleware,
-            rate_limit_middleware, error_middleware,
+            origin_middleware, rate_limit_middleware, error_middleware,
         ],
         client_max_size=settings.max_request_bytes,
+        # The header-read timeout: a connection must send a whole request head within
+        # http_header_timeout of connecting or of its last response (web/aiohttp_hooks.py).
+        handler_args=aiohttp_hooks.handler_args(settings),
     )
     app[SETTINGS] = settings
     app[TOKENS] = TokenCodec(settings.secret, settings.token_ttl)
     app[EVENTS] = NoEvents()
     app[VIEWER_COUNT] = lambda show_id: 0
     app[DRAIN] = DrainState()
+    headers.setup(app)  # nosniff, CSP, HSTS on every response (web/headers.py)
     ratelimit.setup(app)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_redis)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
-    for module in (api_accounts, api_catalog, api_shows):
+    api_accounts.setup(app)  # ACCOUNTS: routes, password-reset e-mail
+    for module in (api_catalog, api_shows):
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).
     from web import api_orders; api_orders.setup(app)  # ORDERS
+    from web import api_checkout; api_checkout.setup(app)  # CHECKOUT: addresses, ship-to, shipping tables
     from rooms import server; server.setup(app)  # ROOMS
     from web import media; media.setup(app)  # MEDIA
     from web import api_admin; app.router.add_routes(api_admin.routes)  # ADMIN

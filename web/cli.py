@@ -109,11 +109,12 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "users":
         from orders.accounts import set_role
+        from orders.visible_text import check_name
 
         async def add(session):
             user = await set_role(session, args.email, Role(args.role), args.password)
             if args.name:
-                user.name = args.name
+                user.name = check_name(args.name)
             if args.country:
                 user.country = args.country.upper()
             return user
@@ -137,6 +138,7 @@ async def serve(settings: Settings) -> None:
 
     from aiohttp import web
 
+    from web.aiohttp_hooks import cap_connections
     from web.app import create_app
     from web.drain import drain
     from web.logs import AccessLogger
@@ -149,6 +151,7 @@ async def serve(settings: Settings) -> None:
         app, handle_signals=False, access_log_class=AccessLogger, shutdown_timeout=max(0.5, (grace - settle) / 2)
     )
     await runner.setup()
+    cap_connections(runner, settings)  # web/aiohttp_hooks.py: connections per node and per address
     await web.TCPSite(runner, settings.host, settings.port).start()
     freeze_startup_heap()
     logging.getLogger("livemall").info("serving on http://%s:%s", settings.host, settings.port)

@@ -23,6 +23,8 @@ def is_trusted(address: str, trusted: tuple[str, ...]) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack listener sees nginx on 127.0.0.1 as ::ffff:127.0.0.1
     return any(ip in network for network in _networks(trusted))
 
 
@@ -52,3 +54,8 @@ def address_key(address: str) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
     return str(ip)
+
+
+def client_group(request: web.Request) -> str:
+    """The client as caps and rate limits count it: `address_key(client_address(request))`."""
+    return address_key(client_address(request))

@@ -26,6 +26,7 @@ from live.errors import (BadOffer, LiveError, OriginUnavailable, PublisherExists
                          TooManyViewers, UnknownSession)
 from live.hub import LiveHub, ShowEnded, ShowReconnecting, ShowResumed, ShowStarted, ViewerCaps
 from live.ice_sockets import parse_port_range
+from live.recording_parts import join_parts
 from live.sdp import MAX_OFFER_BYTES
 from orders import shows
 from orders.models import ShowStatus
@@ -313,17 +314,41 @@ async def end_orphaned_shows(app: web.Application, now: float | None = None) -> 
                 await app[EVENTS].to_show(show_id, "show_status", {"status": "reconnecting"})
             continue
         del orphaned[show_id]
+        # What the dead node recorded up to its death is kept and still served.
+        path = await _whole_recording(app, show_id, None, relay_finished=False)
         async with app[DB].transaction() as session:
             show = await shows.get_show(session, show_id)
             if show.status not in shows.ON_AIR:
                 continue  # ended meanwhile
-            # What the dead node recorded up to its death is kept and still served.
-            path = show.recording_path if show.recording_path and Path(show.recording_path).is_file() else None
             await shows.mark_ended(session, show_id, datetime.now(timezone.utc), path)
         log.warning("show %s: its origin is gone, marked ended", show_id)
         await app[EVENTS].to_show(show_id, "show_status", {"status": "ended"})
         ended.append(show_id)
     return ended
+
+
+async def _whole_recording(
+    app: web.Application, show_id: int, last: str | None, *, relay_finished: bool = True
+) -> str | None:
+    """The show's recording: when it has one part, ``last`` (the part the relay just
+    finished, None if it failed), or for a show whose node died (``relay_finished``
+    False) that node's part if it is there; else every part that can be read, joined
+    into one file at their times from the show's start (live/recording_parts.py)."""
+    async with app[DB].session() as session:
+        parts = await shows.recording_parts(session, show_id)
+    if len(parts) <= 1:
+        if not relay_finished and parts and _nonempty(Path(parts[0][0])):
+            return parts[0][0]  # cut off by the node's death, but playable up to there
+        return last
+    first = Path(parts[0][0])
+    joined = first.with_name(f"{first.stem}-whole{first.suffix}")
+    path = await asyncio.to_thread(join_parts, [(Path(p), offset) for p, offset in parts], joined)
+    log.info("show %s: %d recording parts joined into %s", show_id, len(parts), path)
+    return str(path) if path is not None else last
+
+
+def _nonempty(path: Path) -> bool:
+    return path.is_file() and path.stat().st_size > 0
 
 
 async def follow_origins(app: web.Application) -> None:
@@ -410,19 +435,16 @@ async def _hub(app: web.Application) -> AsyncIterator[None]:
                     await app[ORIGINS].claim(event.show_id)
                     app[ORIGINS].pulled_from.pop(event.show_id, None)
                 async with app[DB].transaction() as session:
-                    show = await shows.mark_resumed(session, event.show_id)
-                    if event.taken_over:
-                        # TODO(issue 13): recording parts. The dead origin's part stays on
-                        # its disk; the show's recording is the part recorded here.
-                        log.warning("show %s: taken over; recording a new part %s (the lost origin's was %s)",
-                                    event.show_id, event.recording_path, show.recording_path)
-                        show.recording_path = event.recording_path
+                    await shows.mark_resumed(session, event.show_id)
+                    if event.taken_over and event.recording_path is not None:
+                        await shows.add_recording_part(session, event.show_id, event.recording_path, event.at)
                 status = "live"
             else:
+                recording = await _whole_recording(app, event.show_id, event.recording_path)
                 async with app[DB].transaction() as session:
-                    await shows.mark_ended(session, event.show_id, event.ended_at, event.recording_path)
+                    await shows.mark_ended(session, event.show_id, event.ended_at, recording)
                 await app[ORIGINS].release(event.show_id)
-                if event.recording_path is None:
+                if recording is None:
                     log.warning("show %s: ended without a recording", event.show_id)
                 status = "ended"
             await app[EVENTS].to_show(event.show_id, "show_status", {"status": status})

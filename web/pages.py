@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import re
+import unicodedata
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from babel.numbers import format_currency, get_currency_precision
 from babel.support import Translations
 from sqlalchemy import func, select
 
-from orders import brokers, catalog, shows
+from orders import addresses, brokers, catalog, shows
 from orders.errors import NotFound, Unauthorized
 from orders.models import (
     Committee,
@@ -53,6 +54,7 @@ from orders.models import (
 from rooms.coview import find_room, room_public
 from rooms.stage import pins_of, product_event, segment_event
 from web.api_coview import invite_url
+from web.headers import page_policy
 from web.appkeys import DB
 from web.auth import is_https, optional_user, request_token
 from web.validation import id_or_none
@@ -61,26 +63,31 @@ HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 I18N = HERE / "i18n"
-LOCALES = ("en", "ko")
+# The pages' languages as BCP 47 tags (the `lang` attribute, the switch's URL and cookie,
+# the scripts' Intl locale). Chinese is Simplified: its catalog is `zh_Hans` (Babel's
+# identifier; `Locale.parse("zh-Hans", sep="-")`), and every `zh` of Accept-Language
+# (zh-CN, zh-SG, also zh-TW and zh-Hant: Simplified reads better to them than English)
+# gets it.
+LOCALES = ("en", "ko", "ru", "zh-Hans", "vi")
 DEFAULT_LOCALE = "en"
 LANG_COOKIE = "livemall_lang"
 INCOTERMS = ("EXW", "FOB", "CIF", "DAP", "DDP")  # the ones POST /api/quotes accepts
 ADMIN_ROWS = 200  # rows per admin list: a page, not an export
 
 ENVIRONMENTS = web.AppKey("page_environments", dict)  # locale -> jinja2.Environment
+TRANSLATIONS = web.AppKey("translations", dict)  # locale -> babel.support.Translations (e-mails)
 
-# Browsers get scripts, styles and media only from this origin; the page data is
-# JSON in a non-executed <script type="application/json">, so no inline script runs.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
-    "media-src 'self' blob:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; "
-    "frame-ancestors 'none'; form-action 'self'"
-)
 
 
 def N_(message: str) -> str:
     """Marks a message for extraction (pybabel); it is translated when a page renders."""
     return message
+
+
+def ngettext(singular: str, plural: str) -> tuple[str, str]:
+    """Marks a message with plural forms for extraction (pybabel knows `ngettext`);
+    `js_messages` renders its form for each plural category of the page's language."""
+    return singular, plural
 
 
 # (kind sent in `react`, what the button shows, its accessible label)
@@ -98,9 +105,13 @@ ORDER_MOVES = (
 )
 
 
+# A show's status in words, as the admin's list shows it (the badges say the same).
+SHOW_STATUSES = {"scheduled": N_("Scheduled"), "live": N_("Live"), "reconnecting": N_("Reconnecting"),
+                 "ended": N_("Ended")}
+
+
 # Messages the JavaScript modules show, by key: rendered into each page, translated.
 JS_MESSAGES: dict[str, str] = {
-    "left": N_("{n} left"),
     "sold_out": N_("Sold out"),
     "buy": N_("Buy"),
     "confirm_buy": N_("Buy {quantity} × {name} for {total}?"),
@@ -108,6 +119,7 @@ JS_MESSAGES: dict[str, str] = {
     "cancel": N_("Cancel"),
     "ordering": N_("Placing your order…"),
     "order_status": N_("Order #{id}: {status}"),
+    "checkout": N_("Check out and pay"),
     "status_pending": N_("confirmed, awaiting payment"),
     "status_paid": N_("paid"),
     "status_shipped": N_("shipped"),
@@ -115,6 +127,10 @@ JS_MESSAGES: dict[str, str] = {
     "status_cancelled": N_("cancelled"),
     "status_expired": N_("expired"),
     "status_refunded": N_("refunded"),
+    "quote_status_requested": N_("requested"),
+    "quote_status_answered": N_("answered"),
+    "quote_status_accepted": N_("accepted"),
+    "quote_status_declined": N_("declined"),
     "quote_sent": N_("Quote request #{id} sent"),
     "quote_answered": N_("Quote #{id}: {price} per unit"),
     "sign_in_to_buy": N_("Sign in to buy"),
@@ -132,11 +148,6 @@ JS_MESSAGES: dict[str, str] = {
     "video_reconnecting": N_("Reconnecting…"),
     "video_stalled": N_("The video has stopped. Reconnecting…"),
     "host_reconnecting": N_("The host is reconnecting…"),
-    "viewers": N_("{n} watching"),
-    "muted": N_("You are muted for {n} seconds."),
-    "slow_mode": N_("Slow mode: wait {n} seconds."),
-    "rate_limited": N_("Too many messages: wait {n} seconds."),
-    "slow_mode_on": N_("Slow mode: one message every {n} seconds"),
     "asked": N_("Your question was sent to the host."),
     "answered": N_("Answered"),
     "via_coview": N_("via co-view"),
@@ -167,6 +178,8 @@ JS_MESSAGES: dict[str, str] = {
     "email_taken": N_("An account with this e-mail already exists."),
     "invalid_email": N_("Enter a valid e-mail address."),
     "invalid_password": N_("Use 8 to 128 characters."),
+    "weak_password": N_("This password is too common, or it is your e-mail or name: choose another."),
+    "name_characters": N_("Use visible letters, digits and symbols: no control or invisible characters."),
     "invalid_name": N_("Enter a name of up to 100 characters."),
     "invalid_country": N_("Two letters, e.g. KR."),
     "invalid_quantity": N_("Enter a quantity the seller can supply."),
@@ -185,17 +198,40 @@ JS_MESSAGES: dict[str, str] = {
     "invalid_moq": N_("Enter a whole number, 1 or more."),
     "invalid_period": N_("The end must come after the start."),
     "invalid_image_url": N_("Enter an https:// address."),
-    "not_enough_stock": N_("Only {n} left in stock."),
+}
+
+
+# Messages with a count `{n}`, by key: the page gets one text per plural category of its
+# language (Russian: one, few, many; Korean, Chinese, Vietnamese: a single form), and the
+# scripts pick one with Intl.PluralRules (web/static/js/page.js, `t`).
+JS_PLURALS: dict[str, tuple[str, str]] = {
+    "left": ngettext("{n} left", "{n} left"),
+    "viewers": ngettext("{n} watching", "{n} watching"),
+    "muted": ngettext("You are muted for {n} second.", "You are muted for {n} seconds."),
+    "slow_mode": ngettext("Slow mode: wait {n} second.", "Slow mode: wait {n} seconds."),
+    "rate_limited": ngettext("Too many messages: wait {n} second.", "Too many messages: wait {n} seconds."),
+    "slow_mode_on": ngettext("Slow mode: one message every {n} second", "Slow mode: one message every {n} seconds"),
+    "not_enough_stock": ngettext("Only {n} left in stock.", "Only {n} left in stock."),
 }
 
 
 # --- catalogs and environments ------------------------------------------------------
 
+def babel_locale(locale: str) -> Locale:
+    """A page language (BCP 47, `zh-Hans`) as Babel's Locale (`zh_Hans`)."""
+    return Locale.parse(locale, sep="-")
+
+
+def catalog_dir(locale: str) -> Path:
+    """Where a language's catalog is: web/i18n/<Babel identifier>/LC_MESSAGES."""
+    return I18N / str(babel_locale(locale)) / "LC_MESSAGES"
+
+
 def load_translations(locale: str) -> Translations:
     """The locale's catalog: its .po read with Babel and compiled in memory."""
-    path = I18N / locale / "LC_MESSAGES" / "messages.po"
+    path = catalog_dir(locale) / "messages.po"
     with path.open("rb") as handle:
-        po = read_po(handle, locale=locale)
+        po = read_po(handle, locale=str(babel_locale(locale)))
     buffer = io.BytesIO()
     # Fuzzy entries are left out, as msgfmt does: a guess is not a translation.
     write_mo(buffer, po, use_fuzzy=False)
@@ -206,6 +242,29 @@ def load_translations(locale: str) -> Translations:
 def money_parts(minor: int, currency: str) -> float:
     """Minor units → amount, with the currency's own fraction digits (KRW 0, USD 2)."""
     return minor / 10 ** get_currency_precision(currency)
+
+
+def plural_texts(translations: Translations, locale: str, singular: str, plural: str) -> dict[str, str]:
+    """A count message's text per CLDR plural category (`one`, `few`, `many`, `other`) of
+    the language, each from the catalog's own plural formula at a count of that category."""
+    rules = babel_locale(locale).plural_form
+    texts: dict[str, str] = {}
+    for n in range(200):  # every integer category shows up below 200 (Russian: 1, 2, 0)
+        texts.setdefault(rules(n), translations.ngettext(singular, plural, n))
+    texts.setdefault("other", translations.ngettext(singular, plural, 5))
+    return texts
+
+
+def by_name(name: str) -> str:
+    """A sort key close enough to each language's alphabet without ICU: accents after the
+    letter they mark (Vietnamese Ấn Độ with the A's, not after Z), case ignored."""
+    return unicodedata.normalize("NFD", name).casefold()
+
+
+def countries_in(locale: Locale, countries: list[dict[str, str]]) -> list[dict[str, str]]:
+    """ISO countries ({code, name}) named in the language (CLDR's names) and sorted by them."""
+    named = [{**country, "name": locale.territories.get(country["code"], country["name"])} for country in countries]
+    return sorted(named, key=lambda country: by_name(country["name"]))
 
 
 def make_environment(locale: str) -> jinja2.Environment:
@@ -223,29 +282,44 @@ def make_environment(locale: str) -> jinja2.Environment:
     env.globals["locale"] = locale
     # tojson escapes < > & ' for HTML; keeping non-ASCII as is keeps the pages readable.
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
-    env.globals["js_messages"] = {key: translations.gettext(text) for key, text in JS_MESSAGES.items()}
+    env.globals["js_messages"] = {
+        **{key: translations.gettext(text) for key, text in JS_MESSAGES.items()},
+        **{key: plural_texts(translations, locale, *texts) for key, texts in JS_PLURALS.items()},
+    }
+    env.globals["locales"] = LOCALES
+    env.globals["show_statuses"] = {status: translations.gettext(text) for status, text in SHOW_STATUSES.items()}
     env.globals["reactions"] = REACTIONS
     env.globals["incoterms"] = INCOTERMS
     env.globals["on_air_statuses"] = tuple(status.value for status in ON_AIR)
+    formats = babel_locale(locale)
     env.filters["money"] = lambda minor, currency: format_currency(
-        money_parts(minor, currency), currency, locale=locale
+        money_parts(minor, currency), currency, locale=formats
     )
     # The server writes UTC; the page's script rewrites <time> in the viewer's zone.
-    env.filters["utc"] = lambda value: format_datetime(value, "medium", tzinfo=timezone.utc, locale=locale) + " UTC"
+    env.filters["utc"] = lambda value: format_datetime(value, "medium", tzinfo=timezone.utc, locale=formats) + " UTC"
     env.filters["iso"] = lambda value: value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
     env.filters["committee_name"] = lambda c: c.name_ko if locale == "ko" else c.name_en
-    env.filters["language_name"] = lambda code: Locale.parse(code).get_display_name(code)
+    # Country choices in the page's language: a form's list, searchable by name.
+    env.filters["countries_by_name"] = lambda countries: countries_in(formats, countries)
+    env.globals["country_choices"] = countries_in(formats, addresses.countries())
+    # Each language in its own words (русский, 中文 (简体), Tiếng Việt), as a switch shows it.
+    env.filters["language_name"] = lambda code: babel_locale(code).get_display_name(babel_locale(code))
     return env
 
 
 # --- request helpers ----------------------------------------------------------------
 
 def choose_locale(request: web.Request) -> str:
-    """The cookie's language if set, else the best of Accept-Language, else English."""
+    """The cookie's language if set (the switch: an explicit choice beats the browser's
+    default), else the best of Accept-Language, else English. An account has no language
+    of its own yet (orders.models.User); when it gets one, it goes first."""
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in LOCALES:
         return chosen
     return negotiate(request.headers.get("Accept-Language", ""))
+
+
+PRIMARY_TAGS = {locale.split("-")[0].lower(): locale for locale in LOCALES}  # "zh" -> "zh-Hans"
 
 
 def negotiate(header: str) -> str:
@@ -260,8 +334,9 @@ def negotiate(header: str) -> str:
             except ValueError:
                 quality = 0.0
         primary = tag.strip().lower().split("-")[0]
-        if primary in LOCALES and quality > 0:
-            ranked.append((-quality, index, primary))
+        chosen = PRIMARY_TAGS.get(primary)
+        if chosen and quality > 0:
+            ranked.append((-quality, index, chosen))
     return sorted(ranked)[0][2] if ranked else DEFAULT_LOCALE
 
 
@@ -312,7 +387,8 @@ def render(
         user=user, page_data=page_data, path=request.path_qs, request_path=request.path, **context
     )
     response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
-    response.headers["Content-Security-Policy"] = CSP
+    # connect-src names this node's origin only (web/headers.py; no bare ws:/wss:).
+    response.headers["Content-Security-Policy"] = page_policy(request)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Vary"] = "Cookie, Accept-Language"
@@ -548,6 +624,12 @@ async def register_page(request: web.Request) -> web.Response:
     return render(request, "register.html", user=user, data={"next": target}, next=target)
 
 
+async def reset_password_page(request: web.Request) -> web.Response:
+    """Ask for a reset e-mail, or (with the e-mail's #token) choose the new password."""
+    user = await page_user(request)
+    return render(request, "reset_password.html", user=user)
+
+
 async def switch_language(request: web.Request) -> web.Response:
     """The language switch: remember the choice in a cookie, go back where one was."""
     code = request.match_info["code"]
@@ -561,6 +643,7 @@ async def switch_language(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     app[ENVIRONMENTS] = {locale: make_environment(locale) for locale in LOCALES}
+    app[TRANSLATIONS] = {locale: load_translations(locale) for locale in LOCALES}
     app.router.add_get("/", schedule)
     app.router.add_get("/shows/{show_id}", watch)
     app.router.add_get("/studio/{show_id}", studio)
@@ -568,8 +651,9 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/admin", admin)
     app.router.add_get("/login", login_page)
     app.router.add_get("/register", register_page)
+    app.router.add_get("/reset-password", reset_password_page)
     app.router.add_get("/lang/{code}", switch_language)
     app.router.add_static("/static", STATIC, follow_symlinks=False)
 
 
-__all__ = ["setup", "choose_locale", "negotiate", "safe_next", "JS_MESSAGES", "LOCALES"]
+__all__ = ["setup", "choose_locale", "negotiate", "safe_next", "JS_MESSAGES", "JS_PLURALS", "LOCALES"]

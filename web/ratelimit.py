@@ -8,14 +8,23 @@ page and static GETs are left to nginx's `limit_req`.
 
 Who is "a client": the signed-in user for writes that need one (a whole office of
 buyers behind one NAT address must not share one allowance in a flash sale), otherwise
-the client's address. The address is the peer's, or, when the peer is a trusted proxy
-(settings.trusted_proxies: addresses or networks, loopback by default), the last address in X-Forwarded-For
-that is not itself a trusted proxy.
+the client's address as web/client_address.py finds it (X-Forwarded-For only from
+settings.trusted_proxies, loopback by default) and counts it: an IPv6 client by its /64.
+
+Sign-in is also limited per account: failed attempts on one account from all addresses
+together (`rate_limit_login_account`), so rotating addresses (200 guesses from 11
+addresses got in, issue 14, item 12) buys no more guesses. Past that budget even the
+right password is refused until the window moves on or a password reset clears it.
+Password-reset e-mails are limited per account too (`password_reset_mails`), so the
+reset form cannot flood someone's inbox. With Redis configured these per-account counts
+are kept there, shared by every node (a guesser spreading over nodes gets one budget,
+not one per node); should Redis fail, a node counts on its own meanwhile rather than
+refuse every sign-in.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -23,16 +32,19 @@ from dataclasses import dataclass
 
 from aiohttp import web
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 from prometheus_client import Counter
 
 from orders.errors import DomainError
-from web.appkeys import SETTINGS
+from web.appkeys import REDIS, SETTINGS
 from web.auth import verified_user_id
+from web.client_address import client_group
 from web.errors import json_error
 from web.media_origin import was_forwarded
 
+log = logging.getLogger(__name__)
 RATE_LIMITED = Counter("livemall_http_rate_limited", "Requests refused by a rate limit", ["rule"])
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -47,12 +59,26 @@ class Rule:
 class RateLimits:
     """Which rule a request falls under, and whether its client has allowance left."""
 
-    def __init__(self, *, auth: str, media: str, write: str, trusted_proxies: tuple[str, ...]) -> None:
+    def __init__(
+        self, *, auth: str, media: str, write: str, login_account: str = "10/15 minutes", reset_mails: str = "3/hour"
+    ) -> None:
         self.auth = Rule("auth", parse(auth), per_user=False)
         self.media = Rule("media", parse(media), per_user=False)
         self.write = Rule("write", parse(write), per_user=True)
-        self.trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self.login_account = Rule("login_account", parse(login_account), per_user=False)
+        self.reset_mails = Rule("reset_mails", parse(reset_mails), per_user=False)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
+        self.accounts = self.limiter  # per-account counts; shared through Redis when there is one
+
+    def share_accounts(self, storage: RedisStorage) -> None:
+        self.accounts = MovingWindowRateLimiter(storage)
+
+    async def _on_accounts(self, method: str, *args: object) -> object:
+        try:
+            return await getattr(self.accounts, method)(*args)
+        except StorageError as exc:  # Redis down: count on this node rather than refuse
+            log.warning("per-account limits on this node only: %s", type(exc.storage_error).__name__)
+            return await getattr(self.limiter, method)(*args)
 
     def rule_for(self, request: web.Request) -> Rule | None:
         path = request.path
@@ -72,29 +98,32 @@ class RateLimits:
             return self.write
         return None
 
-    def is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self.trusted)
-
-    def client_address(self, request: web.Request) -> str:
-        peer = request.remote or "unknown"
-        if not self.is_trusted(peer):
-            return peer
-        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-        for hop in reversed(hops):
-            if not self.is_trusted(hop):
-                return hop
-        return peer
-
     def client_key(self, request: web.Request, rule: Rule) -> str:
         if rule.per_user:
             user_id = _signed_in_user_id(request)
             if user_id is not None:
                 return f"user:{user_id}"
-        return f"addr:{self.client_address(request)}"
+        return f"addr:{client_group(request)}"
+
+    # --- per account (the handlers call these; `account` is the normalised e-mail) ---
+
+    async def sign_in_wait(self, account: str) -> float | None:
+        """None while the account may try to sign in, else seconds until it may again."""
+        rule = self.login_account
+        if await self._on_accounts("test", rule.item, rule.name, account):
+            return None
+        stats = await self._on_accounts("get_window_stats", rule.item, rule.name, account)
+        return max(1.0, stats.reset_time - time.time())  # type: ignore[attr-defined]
+
+    async def sign_in_failed(self, account: str) -> None:
+        await self._on_accounts("hit", self.login_account.item, self.login_account.name, account)
+
+    async def sign_in_reset(self, account: str) -> None:
+        """Forget the account's failures (its password was just reset by its owner)."""
+        await self._on_accounts("clear", self.login_account.item, self.login_account.name, account)
+
+    async def may_send_reset_mail(self, account: str) -> bool:
+        return bool(await self._on_accounts("hit", self.reset_mails.item, self.reset_mails.name, account))
 
     async def retry_after(self, rule: Rule, key: str) -> float | None:
         """None when the request may go ahead (and is counted), else seconds to wait."""
@@ -127,9 +156,14 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     wait = await limits.retry_after(rule, limits.client_key(request, rule))
     if wait is None:
         return await handler(request)
-    RATE_LIMITED.labels(rule.name).inc()
+    return too_many(rule.name, wait)
+
+
+def too_many(rule_name: str, wait: float, what: str = "too many requests") -> web.Response:
+    """429 with Retry-After and the JSON error every limit answers with."""
+    RATE_LIMITED.labels(rule_name).inc()
     seconds = math.ceil(wait)
-    response = json_error(429, "rate_limited", f"too many requests: try again in {seconds} s", retry_after=seconds)
+    response = json_error(429, "rate_limited", f"{what}: try again in {seconds} s", retry_after=seconds)
     response.headers["Retry-After"] = str(seconds)
     return response
 
@@ -141,5 +175,16 @@ def setup(app: web.Application) -> None:
             auth=settings.rate_limit_auth,
             media=settings.rate_limit_media,
             write=settings.rate_limit_write,
-            trusted_proxies=settings.trusted_proxies,
+            login_account=settings.rate_limit_login_account,
+            reset_mails=settings.password_reset_mails,
         )
+        app.on_startup.append(_share_accounts)  # after the cleanup contexts: Redis is open
+
+
+async def _share_accounts(app: web.Application) -> None:
+    redis = app.get(REDIS)
+    if redis is not None:
+        # The app's own Redis pool (closed with it); the URI only names the implementation.
+        storage = RedisStorage("async+redis://", implementation="redispy", key_prefix="livemall:limits",
+                               wrap_exceptions=True, connection_pool=redis.connection_pool)
+        app[LIMITS].share_accounts(storage)

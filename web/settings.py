@@ -24,7 +24,7 @@ class Settings:
     token_ttl: int = 7 * 24 * 3600  # seconds
     recordings_dir: Path = Path("recordings")
     ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs for aiortc (user:pass@ allowed for TURN)
-    public_url: str = ""  # base URL used in invite links; empty: taken from the request
+    public_url: str = ""  # base URL of invite links; empty: relative links (the Host header is never trusted)
     max_request_bytes: int = 256 * 1024
     # HTTP rate limits per client (web/ratelimit.py; `limits` notation, a moving window).
     rate_limits: bool = True
@@ -32,6 +32,20 @@ class Settings:
     rate_limit_media: str = "60/minute"  # WHIP/WHEP offers and hang-ups per address
     rate_limit_write: str = "300/minute"  # other API writes per signed-in user (else address)
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # addresses/networks whose X-Forwarded-For is believed
+    # Failed sign-ins per account, from all addresses together (the right password is
+    # refused too until the window moves on; a password reset clears it).
+    rate_limit_login_account: str = "10/15 minutes"
+    # Accounts: password-reset e-mails (web/mail.py). No smtp_host: a reset request is
+    # answered as usual but no e-mail is sent (logged as a warning).
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_timeout: float = 10.0
+    mail_from: str = "livemall <no-reply@livemall.invalid>"
+    password_reset_ttl: int = 3600  # seconds a reset link works (and only once)
+    password_reset_mails: str = "3/hour"  # reset e-mails one account receives at most
     # Realtime rooms
     chat_max_chars: int = 500
     chat_rate_count: int = 5
@@ -42,11 +56,30 @@ class Settings:
     socketio_max_bytes: int = 64 * 1024  # Engine.IO max_http_buffer_size: larger packets are refused
     room_batch_window: float = 0.05  # seconds a busy room's events are gathered into one packet
     presence_timeout: float = 10.0  # seconds after which a dead process's viewers stop counting
+    # One client's share (docs/operations.md, "Limits per client"). An address is the
+    # client's (web/client_address.py: X-Forwarded-For from trusted proxies); IPv6 per /64.
+    sockets_per_address: int = 20  # Socket.IO connections open at once from one address
+    anonymous_viewers_per_address: int = 5  # anonymous viewers one address adds to counts and reports
+    reactions_per_address: int = 10  # reaction taps a second, shared by all sockets of one address
+    http_header_timeout: float = 15.0  # seconds to send a whole request head (and keep-alive idle time)
+    http_max_connections: int = 8192  # TCP connections the node holds at once (beyond: closed at accept)
+    http_connections_per_address: int = 64  # of those, from one address not a trusted proxy
     # Orders
     order_max_quantity: int = 100
     order_expiry: int = 30 * 60  # seconds an unpaid order holds its stock
     payment_webhook_secret: str = field(default="", repr=False)
     payment_webhook_tolerance: int = 300  # seconds a signed webhook timestamp may be off
+    # The sandbox card processor (test cards, "paid" without money): tests and demos only.
+    # Off unless set; the app refuses to start with it on and an https:// public_url.
+    payment_sandbox: bool = False
+    # Stripe card payments (orders/stripe_payments.py): offered only with both keys (and a
+    # public_url to send buyers back to); one key without the other refuses to start.
+    stripe_secret_key: str = field(default="", repr=False)
+    stripe_webhook_secret: str = field(default="", repr=False)  # whsec_…, checks Stripe-Signature
+    stripe_api_base: str = ""  # tests only: a local Stripe-shaped server; empty: https://api.stripe.com
+    stripe_timeout: float = 20.0  # seconds one call to Stripe may take before the buyer gets 503
+    stripe_max_network_retries: int = 2  # retries of a failed call, each with the same Idempotency-Key
+    quote_min_price_share: float = 0.5  # a quote below this share of list price (or at 0) needs an admin
     order_sweep_interval: float = 5.0  # seconds between expiry sweeps of unpaid orders
     quote_order_expiry: int = 7 * 24 * 3600  # seconds an accepted quote's order awaits payment
     auto_migrate: bool = True  # apply pending migrations at start-up

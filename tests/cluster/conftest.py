@@ -105,6 +105,9 @@ def run_cluster(redis_url: str, pg_template, tmp_path_factory, **node_env: str) 
         # phantom viewers of a killed node expire after 5 s, a drain settles for 3 s and a
         # node exits within 8 s of SIGTERM.
         LIVEMALL_PRESENCE_TIMEOUT="5",
+        # Every test client comes through nginx from 127.0.0.1: counted as people, they
+        # would be at most 5 anonymous viewers (docs/operations.md, "One client's share").
+        LIVEMALL_ANONYMOUS_VIEWERS_PER_ADDRESS="1000",
         LIVEMALL_DRAIN_SETTLE="3",
         LIVEMALL_SHUTDOWN_GRACE="8",
     )

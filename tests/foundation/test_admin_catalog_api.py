@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import bearer, login
-from tests.orders.conftest import GREEN_TEA, MASK_LINE, PACKAGE, open_shop
+from tests.orders.conftest import BUYER, GREEN_TEA, MASK_LINE, PACKAGE, open_shop
 
 
 @pytest.fixture
@@ -166,6 +166,7 @@ async def test_admin_creates_an_exhibition_whose_price_a_show_in_it_charges(shop
         "host_id": 2, "segments": [{"title": "Tea", "committee": "food", "product_ids": [GREEN_TEA]}]})
     assert status == 201, show
     await shop.go_live(show["id"], show["segments"][0]["id"])
+    await shop.watched(show["id"], BUYER)
     order = await shop.placed(product_id=GREEN_TEA, quantity=2, show_id=show["id"])
     assert (order["unit_price"], order["total"]) == (999, 1998)
 

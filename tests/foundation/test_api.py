@@ -76,11 +76,11 @@ async def test_another_host_cannot_add_segments_to_my_show(client):
     admin = await login(client, "admin@livemall.example")
     other = await client.post(
         "/api/auth/register",
-        json={"email": "h2@example.com", "password": "password2", "name": "h2", "country": "KR"},
+        json={"email": "h2@example.com", "password": "h2-password-77", "name": "h2", "country": "KR"},
     )
     assert other.status == 201
     # Only the CLI makes hosts; a buyer is refused by role before ownership is even checked.
-    token = await login(client, "h2@example.com", "password2")
+    token = await login(client, "h2@example.com", "h2-password-77")
     response = await client.post("/api/shows/1/segments", json={"title": "x", "committee": "food"}, headers=bearer(token))
     assert response.status == 403
     assert admin  # the admin may, as the next test shows

@@ -32,14 +32,14 @@ async def test_login_sets_an_httponly_session_cookie_that_authenticates(client):
 
 
 async def test_registering_an_existing_email_is_a_conflict(client):
-    body = {"email": "buyer@livemall.example", "password": "whatever1", "name": "x", "country": "KR"}
+    body = {"email": "buyer@livemall.example", "password": "not-in-any-list-1", "name": "x", "country": "KR"}
     response = await client.post("/api/auth/register", json=body)
     assert response.status == 409
     assert (await response.json())["error"] == "email_taken"
 
 
 async def test_nobody_registers_as_host_or_admin(client):
-    body = {"email": "sneaky@example.com", "password": "whatever1", "name": "x", "country": "KR", "role": "admin"}
+    body = {"email": "sneaky@example.com", "password": "not-in-any-list-1", "name": "x", "country": "KR", "role": "admin"}
     response = await client.post("/api/auth/register", json=body)
     assert response.status == 422
 

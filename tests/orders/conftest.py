@@ -5,7 +5,8 @@ Demo facts the tests lean on: users 1 admin, 2 host, 3 member (broker), 4 buyer;
 products 1 green tea (1500, exhibition price 1200, stock 120, food), 2 yuja tea
 (1200 / 990), 5 snail essence (2200, cosmetics), 8 mask line (industrial, stock 3),
 10 the package (industrial); show 1 in exhibition 1 with segments 1 food,
-2 cosmetics, 3 medical.
+2 cosmetics, 3 medical. The four users have watched show 1 (`show_viewers`): a sale is
+credited only to a show its buyer watched.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy import select, update
 from orders.db import Database
 from orders.demo import load_demo
 from orders.events import RecordedEvents
-from orders.models import CoviewRoom, Product, Show, ShowStatus
+from orders.models import CoviewRoom, Order, Product, Show, ShowStatus, ShowViewer
 from orders.payments import SIGNATURE_HEADER, sign
 from tests.conftest import bearer, login, test_settings
 from web.appkeys import DB, EVENTS
@@ -108,6 +109,15 @@ class Shop:
         headers = await self.headers(who) if who else {}
         return await self.client.get(path, headers=headers)
 
+    async def ship_to(self, order_id: int, country: str = "KR") -> None:
+        """Give an order a ship-to address with free shipping, as a checkout would, so
+        payment (which needs one: orders/checkout.py) can start; its total is unchanged.
+        tests/orders/test_checkout_*.py go through the real checkout."""
+        async with self.db.transaction() as session:
+            await session.execute(update(Order).where(Order.id == order_id).values(
+                ship_name="Kim Minji", ship_line1="1 Jeju-ro", ship_city="Jeju", ship_postal_code="63000",
+                ship_country=country, ship_phone="+82641234567", shipping_amount=0, incoterm="DAP"))
+
     async def stock(self, product_id: int) -> int:
         async with self.db.session() as session:
             return await session.scalar(select(Product.stock).where(Product.id == product_id))
@@ -120,6 +130,11 @@ class Shop:
         async with self.db.transaction() as session:
             await session.execute(update(Show).where(Show.id == show_id).values(
                 status=ShowStatus.live, current_segment_id=segment_id, started_at=datetime.now(timezone.utc)))
+
+    async def watched(self, show_id: int, *user_ids: int) -> None:
+        """Record these users as viewers of the show, as the rooms' audience ledger does."""
+        async with self.db.transaction() as session:
+            session.add_all(ShowViewer(show_id=show_id, viewer_key=f"u{u}", user_id=u) for u in user_ids)
 
     async def coview(self, owner_id: int = MEMBER, show_id: int = 1, *, code: str | None = None,
                      expires_in: float = 3600) -> str:
@@ -142,10 +157,11 @@ async def open_shop(aiohttp_client, database_url: str, tmp_path: Path, **overrid
     database = Database(database_url)
     async with database.transaction() as session:
         await load_demo(session)
+        session.add_all(ShowViewer(show_id=1, viewer_key=f"u{u}", user_id=u) for u in (ADMIN, HOST, MEMBER, BUYER))
     await database.close()
     from web.app import create_app
 
-    settings = dict(payment_webhook_secret=WEBHOOK_SECRET, recordings_dir=tmp_path / "recordings")
+    settings = dict(payment_sandbox=True, payment_webhook_secret=WEBHOOK_SECRET, recordings_dir=tmp_path / "recordings")
     settings.update(overrides)
     app = create_app(test_settings(database_url, **settings))
     events = WatchedEvents()

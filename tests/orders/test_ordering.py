@@ -197,11 +197,12 @@ async def test_when_stock_runs_out_the_next_buyer_gets_409_sold_out(shop):
     assert await shop.stock(GREEN_TEA) == 0
 
 
-async def test_asking_for_more_than_is_left_is_sold_out_and_leaves_the_rest(shop):
+async def test_asking_for_more_than_is_left_says_how_many_and_leaves_the_rest(shop):
     await shop.set_stock(GREEN_TEA, 3)
     response = await shop.order(quantity=5)
     assert response.status == 409
-    assert "only 3 left" in (await response.json())["message"]
+    body = await response.json()
+    assert (body["error"], body["available"], body["message"]) == ("insufficient_stock", 3, "Only 3 left")
     assert await shop.stock(GREEN_TEA) == 3
 
 

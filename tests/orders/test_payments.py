@@ -13,6 +13,7 @@ from tests.orders.conftest import BUYER, GREEN_TEA, open_shop
 
 
 async def start_sandbox(shop, order_id: int) -> str:
+    await shop.ship_to(order_id)
     response = await shop.post(f"/api/orders/{order_id}/pay", "buyer", {"provider": "sandbox"})
     assert response.status == 200, await response.text()
     return (await response.json())["payment_ref"]
@@ -27,6 +28,7 @@ def succeeded(ref: str, amount: int, currency: str = "USD", event_id: str | None
 
 async def test_invoice_checkout_gives_a_transfer_reference(shop):
     order = await shop.placed()
+    await shop.ship_to(order["id"])
     response = await shop.post(f"/api/orders/{order['id']}/pay", "buyer", {"provider": "invoice"})
     body = await response.json()
     assert body["provider"] == "invoice" and body["payment_ref"] == f"INV-{order['id']:08d}"

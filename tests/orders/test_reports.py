@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import update
 
 from orders.models import Committee, Product, Show, ShowViewer
+from orders.reports import VIEWERS_COUNTED_AS
 from tests.orders.conftest import GREEN_TEA, MASK_LINE, MEMBER, SNAIL, YUJA_TEA
 
 
@@ -88,12 +89,14 @@ async def test_show_report_matches_the_hand_computed_figures(any_shop):
                                                  "destination_country": "AE", "incoterm": "FOB", "show_id": 1})
     async with shop.db.transaction() as session:
         await session.execute(update(Show).where(Show.id == 1).values(peak_viewers=5))
-        session.add_all(ShowViewer(show_id=1, viewer_key=f"v{i}") for i in range(8))
+        # 8 viewers: the demo's four users (who watched, tests/orders/conftest.py) and four more.
+        session.add_all(ShowViewer(show_id=1, viewer_key=f"v{i}") for i in range(4))
 
     response = await shop.get("/api/reports/shows/1", "host")
     assert response.status == 200
     report = await response.json()
-    assert report["viewers"] == {"peak": 5, "total": 8}
+    assert report["viewers"] == {"peak": 5, "total": 8, "signed_in": 4, "anonymous": 4,
+                                 "counted_as": VIEWERS_COUNTED_AS}
     assert report["orders"] == {"total": 5, "by_status": {"paid": 3, "pending": 1, "refunded": 1}}
     assert report["paid_revenue"] == {"USD": 3600 + 1980 + 4400}
     assert report["buyers"] == 2 and report["conversion"] == 0.25  # buyer and member ÷ 8 viewers

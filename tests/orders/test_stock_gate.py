@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from orders.demo import load_demo
 from orders.errors import NotFound, SoldOut
 from orders.inventory import lock_stock_taking
-from orders.models import Committee, Order, Product, Show
+from orders.models import Committee, Order, Product, Show, ShowViewer
 from orders.ordering import OrderDesk, OrderRequest
 
 TEA = 1
@@ -27,6 +27,8 @@ BUYERS = (1, 2, 3, 4)
 async def stocked(db):
     async with db.transaction() as session:
         await load_demo(session)
+        # The buyers watched show 1: a sale is credited only to a show its buyer watched.
+        session.add_all(ShowViewer(show_id=1, viewer_key=f"u{b}", user_id=b) for b in BUYERS)
     return db
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from orders.models import Order, OrderStatus, Product, Role, Show, User
+from tests.conftest import record_viewers
 from tests.pages.conftest import go_live_in_db, open_page, sign_in, studio_page
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -118,6 +119,7 @@ async def test_admin_confirms_a_payment_and_ships_the_order(site, new_context):
     buyer = await new_context()
     await sign_in(buyer, site, "buyer@livemall.example")
     (mask,) = await _product_ids(site, "KF94 Mask (box of 50)")
+    await record_viewers(site.db, 1, 4)  # the buyer (user 4) watched show 1
     placed = await buyer.request.post(site.at("/api/orders"), data={"product_id": int(mask), "quantity": 1, "show_id": 1},
                                       headers={"Idempotency-Key": uuid.uuid4().hex})
     assert placed.status == 201, await placed.text()

@@ -1,5 +1,7 @@
 """The message catalogs: every text of the pages is in them, translated into Korean,
-with its placeholders intact, and the templates hold no untranslated text."""
+Russian, Simplified Chinese and Vietnamese, with its placeholders intact, and the
+templates hold no untranslated text. (Plural forms and each language's pages:
+test_languages.py.)"""
 
 from __future__ import annotations
 
@@ -14,6 +16,17 @@ from babel.messages.pofile import read_po
 WEB = Path(__file__).resolve().parents[2] / "web"
 I18N = WEB / "i18n"
 PLACEHOLDER = re.compile(r"%\(\w+\)s|\{\w+\}")
+TRANSLATED = ["ko", "ru", "zh_Hans", "vi"]  # catalog directories; English is the source
+
+
+def _msgid(message) -> str:
+    """A message's id; a plural one (singular, plural) by its singular, as extraction has it."""
+    return message.id if isinstance(message.id, str) else message.id[0]
+
+
+def _texts(value) -> tuple[str, ...]:
+    """A msgid or msgstr as a tuple of texts (a plural one has several)."""
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 def _extracted() -> set[str]:
@@ -37,27 +50,30 @@ def extracted() -> set[str]:
 
 
 def test_the_template_catalog_is_up_to_date_with_the_sources(extracted):
-    pot = {m.id for m in _catalog("pot") if m.id}
+    pot = {_msgid(m) for m in _catalog("pot") if m.id}
     assert pot == extracted, "run the pybabel extract/update commands in web/i18n/babel.cfg"
 
 
-@pytest.mark.parametrize("locale", ["ko", "en"])
+@pytest.mark.parametrize("locale", ["en", *TRANSLATED])
 def test_each_catalog_has_exactly_the_extracted_messages(extracted, locale):
-    ids = {m.id for m in _catalog(locale) if m.id}
+    ids = {_msgid(m) for m in _catalog(locale) if m.id}
     assert ids == extracted
 
 
-def test_every_message_has_a_korean_translation(extracted):
-    catalog = _catalog("ko")
-    untranslated = [m.id for m in catalog if m.id and (not m.string or m.fuzzy)]
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_every_message_has_a_translation(extracted, locale):
+    catalog = _catalog(locale)
+    untranslated = [m.id for m in catalog if m.id and (not all(_texts(m.string)) or m.fuzzy)]
     assert untranslated == []
 
 
-def test_translations_keep_their_placeholders():
+@pytest.mark.parametrize("locale", TRANSLATED)
+def test_translations_keep_their_placeholders(locale):
     wrong = [
-        (m.id, m.string)
-        for m in _catalog("ko")
-        if m.id and sorted(PLACEHOLDER.findall(m.id)) != sorted(PLACEHOLDER.findall(m.string))
+        (m.id, text)
+        for m in _catalog(locale) if m.id
+        for text in _texts(m.string)
+        if sorted(PLACEHOLDER.findall(_msgid(m))) != sorted(PLACEHOLDER.findall(text))
     ]
     assert wrong == []
 

@@ -219,7 +219,7 @@ async def test_hostile_show_title_and_user_name_are_shown_as_text(site, new_cont
     assert dialogs == []
 
 
-@pytest.mark.parametrize("locale", ["en-US", "ko-KR"])
+@pytest.mark.parametrize("locale", ["en-US", "ko-KR", "ru-RU", "zh-CN", "vi-VN"])
 async def test_every_page_fits_a_phone_screen(site, new_context, locale):
     # The widest states: a live show with an industrial product's quote form, a co-view
     # room with its invite link, the studio's line-up and the admin's tables and forms.

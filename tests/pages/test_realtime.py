@@ -85,7 +85,9 @@ async def test_buying_confirms_the_order_and_another_viewer_sees_the_stock_drop(
     assert await buyer.locator("#confirm-text").text_content() == "Buy 3 × Yuja Honey Tea 1kg for $29.70?"
     await buyer.click("#confirm-buy")
     await buyer.get_by_test_id("order-status").filter(has_text="confirmed").wait_for()
-    assert await buyer.get_by_test_id("order-status").text_content() == "Order #1: confirmed, awaiting payment"
+    status = buyer.get_by_test_id("order-status")
+    assert (await status.text_content()).startswith("Order #1: confirmed, awaiting payment")
+    assert await status.get_by_role("link").get_attribute("href") == "/orders/1/checkout"
     await other.get_by_test_id("stock").filter(has_text="77개 남음").wait_for()
     await buyer.get_by_test_id("stock").filter(has_text="77 left").wait_for()
     await studio.get_by_test_id("sales").filter(has_text="3 × Yuja Honey Tea 1kg sold").wait_for()

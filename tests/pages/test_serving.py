@@ -20,8 +20,10 @@ STATIC = Path(__file__).resolve().parents[2] / "web" / "static"
     [
         ("ko-KR,ko;q=0.9,en-US;q=0.8", "ko"),
         ("en-GB,en;q=0.9,ko;q=0.5", "en"),
-        ("ru-RU,ru;q=0.9,ko;q=0.7,en;q=0.3", "ko"),
-        ("zh-CN", "en"),
+        ("ru-RU,ru;q=0.9,ko;q=0.7,en;q=0.3", "ru"),
+        ("zh-CN", "zh-Hans"),
+        ("vi-VN,vi;q=0.9", "vi"),
+        ("fr-FR,fr;q=0.9,vi;q=0.5,ko;q=0.4", "vi"),
         ("ko;q=0, en;q=0.1", "en"),
         ("", "en"),
         ("ko;q=bogus", "en"),

@@ -172,7 +172,7 @@ for (const form of document.querySelectorAll('.quote-answer-form')) {
       return;
     }
     const row = form.closest('tr');
-    row.querySelector('.quote-state').textContent = reply.data.status;
+    row.querySelector('.quote-state').textContent = t(`quote_status_${reply.data.status}`);
     const price = row.querySelector('.quote-price') || el('span', { class: 'quote-price' });
     price.textContent = formatMoney(reply.data.unit_price, reply.data.currency);
     form.before(price);

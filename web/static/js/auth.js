@@ -52,3 +52,35 @@ if (registerForm) {
     }
   });
 }
+
+// Password reset: the e-mail's link carries the token in the #fragment (kept out of
+// server logs and Referer); without one the page asks for the e-mail address.
+const resetRequest = $('reset-request-form');
+const resetConfirm = $('reset-confirm-form');
+if (resetRequest && resetConfirm) {
+  const token = new URLSearchParams(window.location.hash.slice(1)).get('token');
+  if (token) {
+    resetRequest.hidden = true;
+    resetConfirm.hidden = false;
+  }
+  resetRequest.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(resetRequest);
+    const reply = await api('POST', '/api/auth/password-reset', { email: resetRequest.email.value });
+    if (reply.ok) {
+      resetRequest.hidden = true;
+      $('reset-sent').hidden = false;
+    } else showErrors(resetRequest, reply.data);
+  });
+  resetConfirm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    clearErrors(resetConfirm);
+    const reply = await api('POST', '/api/auth/password-reset/confirm',
+      { token, new_password: resetConfirm.new_password.value });
+    if (reply.ok) {
+      resetConfirm.hidden = true;
+      history.replaceState(null, '', window.location.pathname);  // the used token leaves the address bar
+      $('reset-done').hidden = false;
+    } else showErrors(resetConfirm, reply.data);
+  });
+}

@@ -18,9 +18,18 @@ export const intlLocale =
 
 export const $ = (id) => document.getElementById(id);
 
-/** A translated message with `{name}` placeholders filled in. */
+const pluralRules = new Intl.PluralRules(locale);
+
+/** A translated message with `{name}` placeholders filled in. A message with a count
+ * comes as one text per plural category (web/pages.py, JS_PLURALS): the one for `n` is
+ * used, and `n` is written as the page's language writes numbers. */
 export function t(key, vars = {}) {
-  const text = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
+  let text = Object.prototype.hasOwnProperty.call(messages, key) ? messages[key] : key;
+  if (typeof text === 'object') {
+    const n = Number(vars.n);
+    text = text[pluralRules.select(n)] ?? text.other;
+    if (Number.isFinite(n)) vars = { ...vars, n: formatter('number', intlLocale, {}).format(n) };
+  }
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in vars ? String(vars[name]) : whole));
 }
 
@@ -154,8 +163,11 @@ const fieldHints = {
   valid_days: 'invalid_days',
 };
 
+// An error code that says more than the field's hint; a null field: the field the API named.
 const codeMessages = {
   email_taken: ['email', 'email_taken'],
+  weak_password: [null, 'weak_password'],
+  name_characters: ['name', 'name_characters'],
 };
 
 export function clearErrors(form) {
@@ -176,7 +188,7 @@ export function showErrors(form, data, fallback) {
   if (data.field) items.push({ field: data.field, message: data.message });
   if (codeMessages[data.error]) {
     const [field, key] = codeMessages[data.error];
-    items.push({ field, message: data.message, text: t(key) });
+    items.push({ field: field || data.field, message: data.message, text: t(key) });
   }
   let placed = false;
   for (const item of items) {

@@ -199,6 +199,15 @@ buyForm.addEventListener('submit', (event) => {
 
 $('cancel-buy').addEventListener('click', cancelAttempt);
 
+// The buyer's order line; a pending order links to its checkout (address, shipping, pay).
+function showOrderStatus(order) {
+  const status = $('order-status');
+  status.textContent = t('order_status', { id: order.id, status: t(`status_${order.status}`) });
+  if (order.status === 'pending') {
+    status.append(' ', el('a', { href: `/orders/${order.id}/checkout`, 'data-testid': 'checkout-link' }, t('checkout')));
+  }
+}
+
 $('confirm-buy').addEventListener('click', async () => {
   const attempt = view.attempt;
   if (!attempt || view.ordering) return; // a second click while ordering does nothing
@@ -212,7 +221,7 @@ $('confirm-buy').addEventListener('click', async () => {
   const status = $('order-status');
   if (reply.ok) {
     view.lastOrderId = reply.data.id;
-    status.textContent = t('order_status', { id: reply.data.id, status: t(`status_${reply.data.status}`) });
+    showOrderStatus(reply.data);
     cancelAttempt();
     return;
   }
@@ -391,8 +400,11 @@ function refreshCredited() {
 
 const copyButton = $('copy-invite');
 if (copyButton) {
+  const input = $('invite-link');
+  // Without a configured public_url the server gives a relative link (it never trusts
+  // the Host header): complete it with the address this browser is on.
+  if (input.value.startsWith('/')) input.value = new URL(input.value, window.location.href).href;
   copyButton.addEventListener('click', async () => {
-    const input = $('invite-link');
     try {
       await navigator.clipboard.writeText(input.value);
     } catch {
@@ -473,7 +485,7 @@ function start() {
   rt.on('order', (order) => {
     refreshCredited();
     if (order && order.id === view.lastOrderId) {
-      $('order-status').textContent = t('order_status', { id: order.id, status: t(`status_${order.status}`) });
+      showOrderStatus(order);
     }
   });
   rt.on('viewers', ({ count }) => showViewers(count));
