@@ -9,9 +9,12 @@ every other test makes its own show, users and keys so none depends on another's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -87,9 +90,7 @@ def run_cluster(redis_url: str, pg_template, tmp_path_factory, **node_env: str) 
         missing_service("PostgreSQL is not reachable")
     name = f"lm_cluster_{uuid.uuid4().hex[:8]}"
     pg_exec(f"CREATE DATABASE {name} TEMPLATE {pg_template}")
-    port = free_port()
-    while port + 2 > 65000:
-        port = free_port()
+    port = _free_port_block(4)  # nginx, the two nodes, nginx's TLS listener
     state = tmp_path_factory.mktemp("cluster")
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIVEMALL_")}
     env.update(
@@ -121,6 +122,23 @@ def run_cluster(redis_url: str, pg_template, tmp_path_factory, **node_env: str) 
     yield Cluster(f"http://127.0.0.1:{port}", port, state, env, pg_url(name), redis_url)
     subprocess.run([str(SCRIPT), "stop"], env=env, timeout=120)
     pg_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _free_port_block(count: int) -> int:
+    """The first of `count` consecutive ports free on every address, below the kernel's
+    ephemeral range (32768 on): a block taken from there can be handed to any outgoing
+    connection or other cluster before nginx binds it ("Address already in use" in CI)."""
+    for _ in range(200):
+        base = random.randrange(20000, 32000 - count)
+        try:
+            with contextlib.ExitStack() as stack:
+                for port in range(base, base + count):
+                    s = stack.enter_context(socket.socket())
+                    s.bind(("0.0.0.0", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
 
 
 # --- Per-test clients -------------------------------------------------------------------
