@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import multiprocessing as mp
 import os
@@ -44,7 +43,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.chat import SECRET, SHOW, client_frame, cpu_seconds, free_port, percentile, wait_http  # noqa: E402
+from bench.chat import SECRET, SHOW, client_frame, cpu_seconds, free_port, percentile, wait_http, ws_open  # noqa: E402
 
 FLOODER = "203.0.113.7"
 VIEWER = "198.51.100.1"
@@ -74,45 +73,10 @@ def start_node(tree: Path, tmp: Path) -> tuple[subprocess.Popen, int, Path]:
     return proc, port, log
 
 
-# --- raw clients (bench/chat.py's, with an address) --------------------------------
-
-async def ws_join(port: int, address: str, auth: dict) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
-    """Open an Engine.IO WebSocket as `address`, send CONNECT, wait for the ack; returns
-    the stream and what arrived after the ack. Raises ConnectionError when refused."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    try:
-        key = base64.b64encode(os.urandom(16)).decode()
-        writer.write(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"X-Forwarded-For: {address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        head = await reader.readuntil(b"\r\n\r\n")
-        status = head.split(b"\r\n", 1)[0]
-        if b" 101 " not in status:
-            raise ConnectionError(status.decode())
-        _, b1 = await reader.readexactly(2)
-        n = b1 & 0x7F
-        if n == 126:
-            n = int.from_bytes(await reader.readexactly(2), "big")
-        await reader.readexactly(n)
-        writer.write(client_frame("40" + json.dumps(auth)))
-        seen = b""
-        while b"40{" not in seen:
-            data = await reader.read(1 << 16)
-            if not data or b"44{" in data:
-                raise ConnectionError("refused")
-            seen = (seen + data)[-8192:]
-        return reader, writer, seen[seen.index(b"40{"):]
-    except BaseException:
-        writer.close()
-        raise
-
-
 async def time_join(port: int) -> float:
     """A normal viewer: seconds from opening the WebSocket to its `state`."""
     start = time.perf_counter()
-    reader, writer, seen = await ws_join(port, VIEWER, {"show": SHOW})
+    reader, writer, seen = await ws_open(port, {"show": SHOW}, address=VIEWER)
     try:
         while b'"state"' not in seen:
             data = await asyncio.wait_for(reader.read(1 << 16), 30)
@@ -240,7 +204,7 @@ async def socket_flood(port: int, attempts: int, concurrency: int,
         nonlocal refused, failed
         async with gate:
             try:
-                reader, writer, _ = await asyncio.wait_for(ws_join(port, FLOODER, {"show": SHOW}), 30)
+                reader, writer, _ = await asyncio.wait_for(ws_open(port, {"show": SHOW}, address=FLOODER), 30)
                 held.append((reader, writer))
             except ConnectionError:
                 refused += 1
@@ -254,7 +218,7 @@ async def socket_flood(port: int, attempts: int, concurrency: int,
 async def reaction_flood(port: int, held: list, rate: float, seconds: float) -> str:
     stop = asyncio.Event()
     counts = {"shown": 0}
-    watcher_reader, watcher_writer, _ = await ws_join(port, VIEWER, {"show": SHOW})
+    watcher_reader, watcher_writer, _ = await ws_open(port, {"show": SHOW}, address=VIEWER)
     watching = asyncio.create_task(drain(watcher_reader, watcher_writer, stop, counts))
     frame = client_frame('42["react",{"kind":"heart"}]')
     sent = 0

@@ -126,33 +126,42 @@ def serve_bare(port: int) -> None:
 
 # --- raw clients ---------------------------------------------------------------------
 
-async def ws_open(port: int, auth: dict) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open an Engine.IO WebSocket and send the Socket.IO CONNECT; returns the raw stream."""
+async def ws_open(
+    port: int, auth: dict, *, address: str | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bytes]:
+    """Open an Engine.IO WebSocket and send the Socket.IO CONNECT; returns the raw stream
+    and what arrived after the CONNECT ack. ``address``: sent as X-Forwarded-For (the
+    server trusts loopback proxies), so one machine can stand for many clients."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
-    key = base64.b64encode(os.urandom(16)).decode()
-    writer.write(
-        f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-        f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    head = await reader.readuntil(b"\r\n\r\n")
-    if b" 101 " not in head.split(b"\r\n", 1)[0]:
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-    # The Engine.IO OPEN packet: one text frame with a JSON body shorter than 126 bytes... or not.
-    b0, b1 = await reader.readexactly(2)
-    n = b1 & 0x7F
-    if n == 126:
-        n = int.from_bytes(await reader.readexactly(2), "big")
-    await reader.readexactly(n)
-    writer.write(client_frame("40" + json.dumps(auth)))
-    # Wait for Socket.IO's CONNECT ack ("40{...}") or refusal ("44{...}").
-    seen = b""
-    while b"40{" not in seen:
-        data = await reader.read(1 << 16)
-        if not data or b"44{" in data:
-            raise ConnectionError(f"Socket.IO connect refused: {(seen + data)[:200]!r}")
-        seen = (seen + data)[-4096:]
-    return reader, writer
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        forwarded = f"X-Forwarded-For: {address}\r\n" if address else ""
+        writer.write(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{forwarded}"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
+        # The Engine.IO OPEN packet: one text frame with a JSON body shorter than 126 bytes... or not.
+        b0, b1 = await reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(await reader.readexactly(2), "big")
+        await reader.readexactly(n)
+        writer.write(client_frame("40" + json.dumps(auth)))
+        # Wait for Socket.IO's CONNECT ack ("40{...}") or refusal ("44{...}").
+        seen = b""
+        while b"40{" not in seen:
+            data = await reader.read(1 << 16)
+            if not data or b"44{" in data:
+                raise ConnectionError(f"Socket.IO connect refused: {(seen + data)[:200]!r}")
+            seen = (seen + data)[-8192:]
+        return reader, writer, seen[seen.index(b"40{"):]
+    except BaseException:
+        writer.close()
+        raise
 
 
 class Counter:
@@ -163,7 +172,7 @@ class Counter:
 
 
 async def raw_receiver(port: int, auth: dict, counter: Counter, ready: asyncio.Event, stop: asyncio.Event) -> None:
-    reader, writer = await ws_open(port, auth)
+    reader, writer, _ = await ws_open(port, auth)
     ready.set()
     carry = b""
     marker_tail = len(MARKER) - 1
@@ -286,7 +295,7 @@ class Sender:
     task: asyncio.Task | None = None
 
     async def open(self) -> None:
-        reader, self.writer = await ws_open(self.port, self.auth)
+        reader, self.writer, _ = await ws_open(self.port, self.auth)
         self.task = asyncio.create_task(self._read(reader))
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
