@@ -32,7 +32,7 @@ from orders import shows
 from orders.models import ShowStatus
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS
 from web.auth import require_user
-from web.client_address import address_key, client_address
+from web.client_address import client_group
 from web.errors import EXTRA, json_error, json_response
 from web.media_origin import ShowOrigins, was_forwarded
 from web.metrics import register_stats
@@ -203,7 +203,7 @@ def _viewer_client(request: web.Request) -> str | None:
     its client was counted where it came in."""
     if was_forwarded(request, request.app[SETTINGS].secret):
         return None
-    return address_key(client_address(request))
+    return client_group(request)
 
 
 async def _pull(request: web.Request, show_id: int, origin: str) -> None:
@@ -302,9 +302,12 @@ async def end_orphaned_shows(app: web.Application, now: float | None = None) -> 
         if claimed or (claimed is None and app[ORIGINS].redis is not None):
             orphaned.pop(show_id, None)
             continue
+        first_seen = show_id not in orphaned
         since = orphaned.setdefault(show_id, now)
         app[HUB].origin_lost(show_id)  # an edge here holds its viewers for the host
         if now - since <= app[SETTINGS].publisher_grace:
+            if not first_seen:
+                continue  # marked when first seen; the grace runs
             async with app[DB].transaction() as session:
                 show = await shows.get_show(session, show_id)
                 newly = show.status is ShowStatus.live
