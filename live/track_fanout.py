@@ -215,6 +215,10 @@ class TrackFanout:
         if self._needs_keyframe:
             if not keyframe:
                 self.frames_skipped += 1
+                # Asked at once, not at the next housekeeping tick (up to 1 s away):
+                # the requester rate-limits, so this costs a comparison per frame.
+                if self.keyframes is not None:
+                    self.keyframes.request()
                 return
             self._needs_keyframe = False
         self.frames += 1

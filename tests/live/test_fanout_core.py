@@ -91,6 +91,24 @@ def test_a_viewer_before_any_keyframe_waits_for_one_and_it_is_asked_for():
     assert downtrack.first_sequence == keyframe_starts == struct.unpack("!H", wire.sent[0][2:4])[0]
 
 
+async def test_a_stream_that_starts_without_its_keyframe_asks_for_one_at_its_first_frame():
+    # The publisher's first keyframe was lost whole: the relay sees delta frames it
+    # cannot use and nobody is waiting yet. It asks at once, not at the next
+    # housekeeping tick (up to a second later), so the recording starts that much
+    # sooner; later frames add no PLI while one is out.
+    track = make_track()
+    track.keyframes.min_interval = 0.5
+    source = Source(track)
+
+    source.send()
+    assert source.asked == 1 and track.frames_skipped == 1
+    for _ in range(5):
+        source.send()
+    assert source.asked == 1 and track.frames_skipped == 6
+    source.send(keyframe=True)
+    assert track.frames == 1
+
+
 def test_a_viewer_joining_mid_stream_gets_the_last_keyframe_replayed_then_the_live_frames():
     track = make_track()
     source = Source(track)
