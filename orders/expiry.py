@@ -5,7 +5,9 @@ puts its quantity back, in one transaction per sweep. The status change is a
 conditional UPDATE (`… WHERE status = 'pending'`), so a payment confirmed at the same
 moment and a sweeper in another process cannot double-return stock: each order is
 expired at most once, and a paid order never. `Sweeper` runs it periodically and hands
-what expired to a callback (the web layer sends `stock` and `order` events).
+what expired to a callback (the web layer sends `stock` and `order` events); each sweep
+also queues the "expires soon" e-mail of holds ending within 10 minutes
+(orders/notifications.py `orders_expiring`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from orders import brokers
+from orders import brokers, notifications
 from orders.db import Database
 from orders.inventory import put_back
 from orders.models import Order, OrderStatus, utcnow
@@ -100,9 +102,12 @@ class Sweeper:
             self._task = None
 
     async def sweep(self) -> list[Expired]:
-        expired = await expire_due(self.db, self.clock())
+        now = self.clock()
+        expired = await expire_due(self.db, now)
         if expired:
             await self.on_expired(expired)
+        async with self.db.transaction() as session:  # e-mail: "your order expires soon", once per order
+            await notifications.orders_expiring(session, now)
         return expired
 
     async def _run(self) -> None:

@@ -2,8 +2,9 @@
 
 Passwords are read exactly as sent (no trimming: the body model strips other strings).
 Sign-in is throttled per account as well as per address (web/ratelimit.py). A reset
-request answers the same 202 whether or not the account exists, and the e-mail goes out
-in the background (web/mail.py), so neither reply nor timing tells.
+request answers the same 202 whether or not the account exists, and the e-mail is only
+queued (orders/notifications.py; web/notifier.py sends it), so neither reply nor timing
+tells.
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from aiohttp import web
 from web.errors import json_response
 from pydantic import StringConstraints
 
-from orders import accounts, sessions
+from orders import accounts, notifications, sessions
 from orders.errors import Unauthorized
 from orders.models import Role, utcnow
 from orders.passwords import ResetTokens
 from web.appkeys import DB, SETTINGS, TOKENS
 from web.auth import COOKIE, is_https, request_session_id, require_user, verified_user_id
-from web.mail import Outbox, mailer_for
-from web.mail_texts import reset_password_mail
+from web.notifier import base_url
+from web.pages import LANG_COOKIE, choose_locale
 from web.ratelimit import LIMITS, too_many
 from web.validation import Body, parse_body
 
@@ -77,6 +78,9 @@ async def register(request: web.Request) -> web.Response:
             country=body.country,
             city=body.city,
         )
+        if request.cookies.get(LANG_COOKIE) or request.headers.get("Accept-Language"):
+            # The language of the page that registered: the account's e-mails use it.
+            await notifications.set_language(session, user.id, choose_locale(request), utcnow())
     return json_response({"user": accounts.user_private(user)}, status=201)
 
 
@@ -173,10 +177,11 @@ async def request_password_reset(request: web.Request) -> web.Response:
     limits = request.app.get(LIMITS)
     if user is not None and (limits is None or await limits.may_send_reset_mail(user.email)):
         token = request.app[RESET_TOKENS].issue(user.id, user.password_hash)
-        link = f"{_base_url(request.app[SETTINGS])}/reset-password#token={token}"
-        # In the language of the page that asked (web/mail_texts.py).
-        subject, text = reset_password_mail(request, user.name, link, request.app[SETTINGS].password_reset_ttl)
-        request.app[OUTBOX].post(user.email, subject, text)
+        link = f"{base_url(request.app[SETTINGS])}/reset-password#token={token}"
+        async with request.app[DB].transaction() as session:
+            # In the language of the page that asked (web/mail_texts.py).
+            await notifications.password_reset(session, user.id, link, request.app[SETTINGS].password_reset_ttl,
+                                               choose_locale(request), utcnow())
     return json_response({"ok": True, "message": RESET_SENT}, status=202)
 
 
@@ -194,24 +199,10 @@ async def confirm_password_reset(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
-def _base_url(settings) -> str:
-    """Where the link in an e-mail points: public_url, never the request's Host (a forged
-    Host would send the token to another site); without one, the node's own address."""
-    return settings.public_url.rstrip("/") or f"http://{settings.host}:{settings.port}"
-
-
 RESET_TOKENS = web.AppKey("reset_tokens", ResetTokens)
-OUTBOX = web.AppKey("outbox", Outbox)
 
 
 def setup(app: web.Application) -> None:
     settings = app[SETTINGS]
     app[RESET_TOKENS] = ResetTokens(settings.secret, settings.password_reset_ttl)
-    app[OUTBOX] = Outbox(mailer_for(settings))
     app.router.add_routes(routes)
-
-    async def outbox(app: web.Application):
-        yield
-        await app[OUTBOX].close()
-
-    app.cleanup_ctx.append(outbox)

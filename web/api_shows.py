@@ -9,9 +9,9 @@ from aiohttp import web
 from web.errors import json_response
 from pydantic import Field, StringConstraints
 
-from orders import shows
+from orders import notifications, shows
 from orders.catalog import get_product, product_public
-from orders.models import Role
+from orders.models import Role, utcnow
 from web.appkeys import DB, VIEWER_COUNT
 from web.auth import require_user
 from web.validation import Body, Id, Instant, int_param, parse_body
@@ -87,3 +87,25 @@ async def add_segment(request: web.Request) -> web.Response:
         segment = await shows.add_segment(session, show, body.plan())
         result = shows.segment_public(segment)
     return json_response(result, status=201)
+
+
+# --- "Remind me" (issue 15, item 6): an e-mail when a scheduled show goes live ----------
+
+@routes.post("/api/shows/{show_id}/remind")
+async def remind(request: web.Request) -> web.Response:
+    """Ask for one e-mail when the show goes live (orders/notifications.py). A show not
+    scheduled (live, ended) → 409 show_not_scheduled; asking twice is asking once."""
+    user = await require_user(request)
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].transaction() as session:
+        await notifications.remind(session, show_id, user.id, utcnow())
+    return json_response({"show_id": show_id, "reminded": True})
+
+
+@routes.delete("/api/shows/{show_id}/remind")
+async def forget_reminder(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    show_id = int_param(request, "show_id")
+    async with request.app[DB].transaction() as session:
+        await notifications.forget_reminder(session, show_id, user.id)
+    return json_response({"show_id": show_id, "reminded": False})

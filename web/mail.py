@@ -1,86 +1,80 @@
-"""Outgoing e-mail (password resets): a small port, as orders/events.py is for rooms.
+"""Outgoing e-mail: a small port, as orders/events.py is for rooms.
 
-`SmtpMailer` hands a message to the configured SMTP server (`smtp_host`, `smtp_port`,
-optional STARTTLS and login) with the standard library's smtplib in a worker thread:
-a reset mail is rare, so a blocking client off the event loop costs nothing worth a
-new dependency. `NoMailer` (no `smtp_host`) only logs that nothing was sent.
+`SmtpMailer` hands one message to the configured SMTP server (`smtp_host`, `smtp_port`,
+optional STARTTLS and login) with aiosmtplib, on the event loop: the notifier
+(web/notifier.py) sends every notification through it, so a blocking client in a
+thread per mail is not worth keeping. Every call is bounded by `smtp_timeout`.
+`NoMailer` (no `smtp_host`) sends nothing; the notifier is not started with it, so
+mails stay queued until an SMTP server is configured.
 
-`Outbox` sends in the background: a reset request is answered before, and whether or
-not, an e-mail goes out, so neither the reply nor its timing says if an account exists.
-It belongs to the app, which cancels what is still unsent at shutdown.
+A failed send raises `MailNotSent` (server unreachable, refusing, or too slow); the
+notifier retries it later.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import smtplib
+import hashlib
 from email.message import EmailMessage
+from email.utils import formatdate
 from typing import Protocol
+
+import aiosmtplib
 
 from web.settings import Settings
 
-log = logging.getLogger(__name__)
+
+class MailNotSent(Exception):
+    """The SMTP server did not take the message; `reason` is safe to log (no address)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class Mailer(Protocol):
-    async def send(self, to: str, subject: str, body: str) -> None: ...
+    async def send(self, to: str, subject: str, body: str, *, event_key: str) -> None: ...
+
+
+def message_id(event_key: str, mail_from: str) -> str:
+    """The same Message-ID for every try of one event's mail, so a duplicate (the rare
+    resend after a lost reply) can be recognised by the recipient's mail client."""
+    domain = mail_from.rpartition("@")[2].strip(" >") or "livemall.invalid"
+    return f"<{hashlib.sha256(event_key.encode()).hexdigest()[:32]}@{domain}>"
 
 
 class SmtpMailer:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def message(self, to: str, subject: str, body: str) -> EmailMessage:
+    def message(self, to: str, subject: str, body: str, *, event_key: str) -> EmailMessage:
         message = EmailMessage()
         message["From"] = self._settings.mail_from
         message["To"] = to
         message["Subject"] = subject
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = message_id(event_key, self._settings.mail_from)
         message.set_content(body)  # UTF-8 as needed: names and text in any language
         return message
 
-    async def send(self, to: str, subject: str, body: str) -> None:
-        await asyncio.to_thread(self._send, self.message(to, subject, body))
-
-    def _send(self, message: EmailMessage) -> None:
+    async def send(self, to: str, subject: str, body: str, *, event_key: str) -> None:
         s = self._settings
-        with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout) as smtp:
-            if s.smtp_starttls:
-                smtp.starttls()
-            if s.smtp_user:
-                smtp.login(s.smtp_user, s.smtp_password)
-            smtp.send_message(message)
+        try:
+            await aiosmtplib.send(
+                self.message(to, subject, body, event_key=event_key),
+                hostname=s.smtp_host, port=s.smtp_port, start_tls=s.smtp_starttls,
+                username=s.smtp_user or None, password=s.smtp_password or None, timeout=s.smtp_timeout,
+            )
+        except aiosmtplib.SMTPResponseException as exc:  # 4xx/5xx from the server
+            raise MailNotSent(f"{exc.code} {exc.message[:120]}") from exc
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:  # down, timeout, dropped
+            raise MailNotSent(type(exc).__name__) from exc
 
 
 class NoMailer:
-    async def send(self, to: str, subject: str, body: str) -> None:
-        log.warning("no e-mail sent (%s): LIVEMALL_SMTP_HOST is not set", subject)
+    async def send(self, to: str, subject: str, body: str, *, event_key: str) -> None:
+        raise MailNotSent("LIVEMALL_SMTP_HOST is not set")
 
 
 def mailer_for(settings: Settings) -> Mailer:
     return SmtpMailer(settings) if settings.smtp_host else NoMailer()
-
-
-class Outbox:
-    """Background sends; failures are logged (without the address), never raised to a request."""
-
-    def __init__(self, mailer: Mailer) -> None:
-        self.mailer = mailer
-        self._tasks: set[asyncio.Task] = set()
-
-    def post(self, to: str, subject: str, body: str) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(self._send(to, subject, body))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def _send(self, to: str, subject: str, body: str) -> None:
-        try:
-            await self.mailer.send(to, subject, body)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.warning("e-mail not sent (%s): %s", subject, type(exc).__name__)
-
-    async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
