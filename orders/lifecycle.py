@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders import brokers
+from orders import brokers, notifications
 from orders.errors import Conflict, NotFound
 from orders.inventory import put_back
 from orders.models import Order, OrderStatus
@@ -37,6 +37,11 @@ RESTOCKS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.refunded: frozenset({S.paid}),
 }
 UNDOES_SALE = frozenset({S.cancelled, S.expired, S.refunded})
+# to-status → the column that keeps when the order got there (paid_at: see `move`)
+STEP_TIMES: dict[OrderStatus, str] = {
+    S.shipped: "shipped_at", S.delivered: "delivered_at", S.refunded: "refunded_at",
+    S.cancelled: "cancelled_at", S.expired: "cancelled_at",
+}
 
 
 class IllegalTransition(Conflict):
@@ -62,6 +67,8 @@ async def move(session: AsyncSession, order_id: int, to: OrderStatus, at: dateti
     values: dict[str, object] = {"status": to, "updated_at": at, **changes}
     if to is S.paid:
         values["paid_at"] = at
+    if to in STEP_TIMES:  # the buyer's timeline (web/pages_buyer.py)
+        values[STEP_TIMES[to]] = at
     done = await session.execute(
         update(Order).where(Order.id == order_id, Order.status == previous).values(**values)
         .execution_options(synchronize_session=False)
@@ -75,6 +82,9 @@ async def move(session: AsyncSession, order_id: int, to: OrderStatus, at: dateti
         stock = await put_back(session, order.product_id, order.quantity)
     if to is S.paid:
         await brokers.credit_order(session, order, at)
+        await notifications.order_paid(session, order, at)  # queued with the move: a rollback sends nothing
+    elif to is S.shipped:
+        await notifications.order_shipped(session, order, at)
     elif to in UNDOES_SALE:
         await brokers.reverse_credit(session, [order.id], at)
     return Moved(order, previous, stock)

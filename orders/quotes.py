@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders import brokers
+from orders import brokers, notifications
 from orders.attribution import Ask, Audience, attribute
 from orders.errors import Conflict, Forbidden, Invalid, NotFound
 from orders.inventory import take
@@ -139,9 +139,13 @@ async def get_quote_for(session: AsyncSession, quote_id: int, user: User) -> Quo
     return quote
 
 
-async def list_quotes(session: AsyncSession, user: User, limit: int = 200) -> list[Quote]:
-    """The buyer's own quotes; for a host those of their shows; for an admin all."""
+async def list_quotes(session: AsyncSession, user: User, limit: int = 200, *,
+                      show_id: int | None = None) -> list[Quote]:
+    """The buyer's own quotes; for a host those of their shows; for an admin all.
+    `show_id` narrows any of these to one show (the studio's quotes panel)."""
     stmt = select(Quote).order_by(Quote.id.desc()).limit(limit)
+    if show_id is not None:
+        stmt = stmt.where(Quote.show_id == show_id)
     if user.role is Role.admin:
         pass
     elif user.role is Role.host:
@@ -185,6 +189,7 @@ async def answer_quote(session: AsyncSession, quote_id: int, user: User, *, unit
     await session.refresh(quote)
     if done.rowcount != 1:
         raise QuoteState(f"a quote that is {quote.status.value} cannot be answered", current_status=quote.status.value)
+    await notifications.quote_answered(session, quote, at)
     return quote
 
 
@@ -251,6 +256,7 @@ async def accept_quote(session: AsyncSession, quote_id: int, buyer: User, at: da
     )
     await session.refresh(quote)
     await brokers.credit_order(session, order, at)
+    await notifications.order_placed(session, order, at)
     return quote, order, stock
 
 

@@ -40,7 +40,7 @@ from web.appkeys import DB, EVENTS, SETTINGS
 from web.auth import require_user
 from web.errors import STATUS, json_response
 from web.metrics import count_order
-from web.validation import Body, Id, int_param, parse_body
+from web.validation import Body, Id, id_or_none, int_param, parse_body
 
 routes = web.RouteTableDef()
 log = logging.getLogger(__name__)
@@ -134,6 +134,10 @@ def _order_events(order: dict[str, Any], buyer_id: int, stock: int | None) -> li
     if order["show_id"] is not None and stock is not None:
         calls.append(("show", order["show_id"], "stock", {"product_id": order["product_id"], "stock": stock}))
     calls.append(("user", buyer_id, "order", order))
+    if order.get("broker_id") is not None:
+        # The co-view owner's list of credited orders follows each status change (issue
+        # 15, item 8); only the id and status: the buyer's address is not theirs to see.
+        calls.append(("user", order["broker_id"], "credited_order", {"id": order["id"], "status": order["status"]}))
     return calls
 
 
@@ -343,9 +347,16 @@ async def request_quote(request: web.Request) -> web.Response:
 
 @routes.get("/api/quotes")
 async def list_quotes(request: web.Request) -> web.Response:
+    """?show_id=N narrows the list to one show (the studio's quotes panel); who sees
+    which quotes is unchanged (orders/quotes.py, list_quotes)."""
     user = await require_user(request)
+    show_id = None
+    if "show_id" in request.query:
+        show_id = id_or_none(request.query["show_id"])
+        if show_id is None:
+            raise Invalid("show_id is a show's id", field="show_id")
     async with request.app[DB].session() as session:
-        rows = await quotes.list_quotes(session, user)
+        rows = await quotes.list_quotes(session, user, show_id=show_id)
     return json_response([quotes.quote_public(q) for q in rows])
 
 
