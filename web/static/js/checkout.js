@@ -2,7 +2,8 @@
 // prices shipping and duties on the server), the totals, and paying with the existing
 // pay API. Text goes into the page with textContent only.
 
-import { $, api, clearErrors, el, formatMoney, page, showErrors } from './page.js';
+import { $, api, clearErrors, el, formatMoney, page, showErrors, t } from './page.js';
+import { showApprox } from './prices.js';
 
 const text = JSON.parse($('checkout-text').textContent || '{}');
 const orderId = page.order_id;
@@ -71,6 +72,9 @@ function renderTotals() {
   if (summary.duties !== null) $('duties').textContent = money(summary.duties);
   $('duties-note').textContent = summary.ship_to ? summary.duties_note : '';
   $('total').textContent = money(summary.total);
+  // Paid in the order's (the product's) currency; the buyer's own beside it, for reading.
+  showApprox($('total-approx'), summary.total, summary.currency);
+  $('pay-in').textContent = t('pay_in', { currency: summary.currency });
   const select = $('provider');
   if (select.options.length === 0) {
     for (const name of summary.payment_providers) select.append(el('option', { value: name }, name));
@@ -145,6 +149,14 @@ $('pay-form').addEventListener('submit', async (event) => {
     return;
   }
   summary = { ...summary, payment_provider: reply.data.provider };
+  const page = reply.data.redirect_url ? new URL(reply.data.redirect_url, window.location.href) : null;
+  if (page && (page.protocol === 'https:' || page.protocol === 'http:')) {
+    // A card processor's own page (Stripe Checkout): the buyer pays there and comes
+    // back to the order page, which waits for the signed webhook.
+    box.textContent = text.paying;
+    window.location.assign(page.href);
+    return;
+  }
   box.replaceChildren(
     el('p', {}, `${text.pay_ref}: ${reply.data.payment_ref}`),
     el('p', {}, reply.data.instructions || ''),
