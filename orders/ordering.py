@@ -28,6 +28,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders import notifications
 from orders.attribution import Ask, Attribution, Audience, attribute
 from orders.catalog import exhibition_price
 from orders.checkout import delivery_public
@@ -95,10 +96,15 @@ class OrderRequest:
     quantity: int
     show_id: int | None = None
     coview: str | None = None
+    # A price fixed by the caller (a flash deal's price, an auction's hammer price), in
+    # the product's currency; None: the list or exhibition price (orders/flash_deals.py).
+    unit_price: int | None = None
 
     def fingerprint(self) -> str:
         # repr() keeps None apart from "None" and quotes the free-text code unambiguously.
         body = f"{self.product_id}|{self.quantity}|{self.show_id!r}|{self.coview!r}"
+        if self.unit_price is not None:  # only then, so earlier orders' fingerprints stand
+            body += f"|{self.unit_price}"
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -284,8 +290,10 @@ class OrderDesk:
                         special = await exhibition_price(session, attribution.exhibition_id, product.id, now)
                         prices[attribution.exhibition_id] = product.price if special is None else special
                     try:
-                        lines[i].row = self._row(lines[i], product, prices[attribution.exhibition_id], attribution,
-                                                 now)
+                        price = lines[i].request.unit_price
+                        lines[i].row = self._row(lines[i], product,
+                                                 prices[attribution.exhibition_id] if price is None else price,
+                                                 attribution, now)
                     except Invalid as refused:  # an impossible total: this request alone is refused
                         results[i] = refused
                         continue
@@ -449,6 +457,11 @@ class OrderDesk:
         async with self.db.transaction() as session:
             conn = await session.connection()
             inserted = await self._store(conn, [lines[i] for i in sorted(candidates)])
+            # Their "order placed" e-mails, in this transaction (a batch rolled back sends
+            # nothing) and before the row lock, so batches write them side by side as they
+            # write the orders; those of orders dropped below go with them.
+            placed_at = lines[wanting[0]].row["created_at"]  # type: ignore[index]  # one `now` per batch
+            await notifications.orders_placed(session, list(inserted.values()), placed_at)
             # From here on the row is ours; `written` is what it holds now.
             stock, written = await lock_stock_taking(
                 session, product_id, sum(lines[i].request.quantity for i in inserted))
@@ -469,8 +482,10 @@ class OrderDesk:
                         drop.append(inserted[i])
             if drop:
                 await conn.execute(delete(Order.__table__).where(Order.__table__.c.id.in_(drop)))
+                await notifications.forget_orders_placed(session, drop)
             if extra:
                 stored = await self._store(conn, [lines[i] for i in extra])
+                await notifications.orders_placed(session, list(stored.values()), placed_at)
                 for i in extra:
                     if i not in stored:
                         late.append(i)
