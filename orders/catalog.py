@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from orders.errors import NotFound
 from orders.models import Committee, Exhibition, ExhibitionProduct, PackageItem, Product
+from orders.product_images import image_public, media_url
 
 MAX_PRODUCTS_LISTED = 200
 
@@ -92,7 +93,10 @@ def product_public(product: Product) -> dict:
         "stock": product.stock,
         "kind": product.kind.value,
         "moq": product.moq,
-        "image_url": product.image_url,
+        # The uploaded pictures (orders/product_images.py), main one first; `image_url` is
+        # kept for older clients: the main picture's medium size, else the address given.
+        "images": images_public(product),
+        "image_url": main_image_url(product),
         "committee": product.committee.code,
         "supplier": {"id": product.supplier.id, "name": product.supplier.name, "region": product.supplier.region},
         # Shipping abroad (orders/shipping.py): a page can hide or mark what cannot reach the buyer.
@@ -100,3 +104,12 @@ def product_public(product: Product) -> dict:
         "ships_only_to": product.ships_only_to,
         "never_ships_to": product.never_ships_to or [],
     }
+
+
+def images_public(product: Product) -> list[dict]:
+    return [image_public(image) for image in product.images]  # type: ignore[attr-defined]
+
+
+def main_image_url(product: Product) -> str | None:
+    images = product.images  # type: ignore[attr-defined]
+    return media_url(images[0].content_hash, "medium") if images else product.image_url

@@ -83,7 +83,8 @@ async def _get_or_create(session: AsyncSession, model, lookup: dict, **values):
     return row
 
 
-async def load_demo(session: AsyncSession, now: datetime | None = None) -> dict[str, int]:
+async def load_demo(session: AsyncSession, now: datetime | None = None, images=None) -> dict[str, int]:
+    """`images`: an ImageStore (orders/product_images.py) to give the products pictures in."""
     now = now or datetime.now(timezone.utc)
     committees = {}
     for code, ko, en in COMMITTEES:
@@ -171,4 +172,69 @@ async def load_demo(session: AsyncSession, now: datetime | None = None) -> dict[
     from orders.shipping import load_demo_shipping  # weights and a default USD shipping table
 
     await load_demo_shipping(session, now)
+    from orders.exchange_rates import load_demo_rates  # USD to KRW, RUB, CNY, VND, EUR, dated today
+
+    await load_demo_rates(session, now)
+    if images is not None:  # a picture or two per product, drawn here: no image files in git
+        await load_demo_images(session, images, [*products, package])
     return {"committees": len(committees), "products": len(products) + 1, "show_id": show.id}
+
+
+# --- Demo pictures (issue 16, item 2) ------------------------------------------------------
+
+DEMO_SIZE = (960, 720)
+# Per committee: background and accent colours of the drawn pictures.
+DEMO_COLOURS = {"food": ((46, 125, 50), (200, 230, 201)), "seafood": ((2, 119, 189), (179, 229, 252)),
+                "cosmetics": ((173, 20, 87), (248, 187, 208)), "medical": ((69, 90, 100), (207, 216, 220))}
+
+
+def demo_picture(name: str, committee: str, variant: int = 0) -> bytes:
+    """A simple 960 × 720 PNG: the committee's colours, a few shapes and the product's
+    name. The same arguments always make the same bytes (so loading again adds nothing)."""
+    import io
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    dark, light = DEMO_COLOURS.get(committee, ((84, 110, 122), (236, 239, 241)))
+    width, height = DEMO_SIZE
+    picture = Image.new("RGB", (width, height), light if variant else dark)
+    draw = ImageDraw.Draw(picture)
+    ink, paper = (dark, light) if variant else (light, dark)
+    for i in range(6):  # a fan of rings, shifted by the name so products differ
+        r = 96 + 56 * i + (len(name) * 7) % 40
+        draw.ellipse((width - 120 - r, 112 - r, width - 120 + r, 112 + r), outline=ink, width=11)
+    draw.rounded_rectangle((64, 416, width - 64, 656), radius=32, fill=ink)
+    font = ImageFont.load_default(size=52)
+    words, lines = name.split(), [""]
+    for word in words:  # wrap to the box
+        trial = f"{lines[-1]} {word}".strip()
+        if draw.textlength(trial, font=font) > width - 192 and lines[-1]:
+            lines.append(word)
+        else:
+            lines[-1] = trial
+    for row, line in enumerate(lines[:3]):
+        draw.text((96, 440 + row * 68), line, fill=paper, font=font)
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG", compress_level=1)  # read once, by prepare_image: size does not matter
+    return buffer.getvalue()
+
+
+async def load_demo_images(session: AsyncSession, store, products: list[Product]) -> None:
+    """Two pictures for the first product of each committee, one for the others; a
+    product that has pictures already is left as it is."""
+    import asyncio
+
+    from orders.product_images import add_image, images_of, prepare_image
+
+    seen: set[int] = set()
+    for product in products:
+        if await images_of(session, product.id):
+            seen.add(product.committee_id)
+            continue
+        variants = (0,) if product.committee_id in seen else (0, 1)
+        seen.add(product.committee_id)
+        committee = await session.get(Committee, product.committee_id)
+        for variant in variants:
+            data = demo_picture(product.name, committee.code if committee else "", variant)
+            prepared = await asyncio.to_thread(prepare_image, data, max_pixels=DEMO_SIZE[0] * DEMO_SIZE[1])
+            await add_image(session, store, product.id, prepared)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders.catalog import exhibition_price, get_product
+from orders.catalog import exhibition_price, get_product, images_public, main_image_url
 from orders.errors import Invalid, NotFound
 from orders.models import Product, Segment, SegmentProduct, Show
 from orders.shows import current_segment, get_segment
@@ -44,6 +44,9 @@ async def product_event(session: AsyncSession, show: Show, product: Product, at:
         "stock": product.stock,
         "kind": product.kind.value,
         "moq": product.moq,
+        "description": product.description,
+        "images": images_public(product),  # [{id, small, medium, large, width, height}], main first
+        "image_url": main_image_url(product),
     }
 
 

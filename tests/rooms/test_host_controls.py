@@ -62,7 +62,8 @@ async def test_pin_sends_the_product_at_its_exhibition_price(server):
     pinned = (await viewer.next("pin"))["product"]
     # Jeju green tea lists at 15.00 USD; the demo exhibition sells it at 12.00.
     assert pinned == {"id": 1, "name": "Jeju Organic Green Tea 100g", "price": 1200, "list_price": 1500,
-                      "currency": "USD", "stock": 120, "kind": "retail", "moq": 1}
+                      "currency": "USD", "stock": 120, "kind": "retail", "moq": 1,
+                      "description": "First-flush leaves from Jeju island.", "images": [], "image_url": None}
     assert await query(server, "SELECT pinned_product_id FROM shows WHERE id = :s", s=SHOW) == [(1,)]
 
 
