@@ -169,17 +169,39 @@ async def test_question_from_a_coview_room_is_marked_and_reaches_the_room(server
     assert (await owner.next("question", lambda q: q["id"] == ack["id"]))["text"] == "MOQ for the filter machine?"
 
 
-async def test_owner_sees_who_is_present(server):
+async def test_owner_and_invited_buyer_see_who_is_present(server):
     room = await open_room(server)
     owner = await server.join(MEMBER, coview=room["code"])
     buyer = await server.join(BUYER, coview=room["code"])
 
     present = await owner.next("coview_members", lambda m: m["count"] == 2)
     assert [m["name"] for m in present["members"]] == ["Иван Петров", "王芳"]
-    assert buyer.seen("coview_members") == []  # only the owner is told
+    seen_by_buyer = await buyer.next("coview_members", lambda m: m["count"] == 2)
+    assert seen_by_buyer["members"] == present["members"]
 
     await buyer.close()
     assert await owner.next("coview_members", lambda m: m["count"] == 1)
+
+
+async def test_a_second_tab_of_a_present_member_gets_the_member_list(server):
+    room = await open_room(server)
+    await server.join(MEMBER, coview=room["code"])
+    buyer = await server.join(BUYER, coview=room["code"])
+    await buyer.next("coview_members", lambda m: m["count"] == 2)
+
+    second_tab = await server.join(BUYER, coview=room["code"])  # the list itself does not change
+
+    assert (await second_tab.next("coview_members", lambda m: m["count"] == 2))["count"] == 2
+
+
+async def test_a_viewer_outside_the_room_is_not_told_who_is_in_it(server):
+    room = await open_room(server)
+    owner = await server.join(MEMBER, coview=room["code"])
+    outsider = await server.join(HOST)
+
+    await owner.next("coview_members", lambda m: m["count"] == 1)
+
+    assert outsider.seen("coview_members") == []
 
 
 async def test_full_room_refuses_another_member_but_readmits_a_present_one(start):

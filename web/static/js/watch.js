@@ -4,12 +4,15 @@
 import { $, ackError, api, appendChat, chatItem, clearErrors, currentSegment, el, formatMoney, newKey, page, showErrors, t } from './page.js';
 import { connectShow } from './realtime.js';
 import { LivePlayer, QUALITIES } from './playback.js';
+import { showApprox } from './prices.js';
 
 const signedIn = Boolean(page.user);
 const video = $('video');
 const view = {
   status: page.status,
-  pin: null,
+  pin: null, // the product in the card: the one chosen from the drawer, else the live one
+  live: null, // the product on screen (pinned live, or at the replay's time)
+  chosen: null, // a product the viewer picked in "products in this show"
   attempt: null, // {key, product_id, quantity}: one purchase attempt, one Idempotency-Key
   ordering: false,
   lastOrderId: null,
@@ -111,9 +114,30 @@ function setStatus(status) {
 
 /** After the show ends live, a link to its replay once the recording is there. */
 async function offerReplay() {
-  const reply = await api('GET', `/api/shows/${encodeURIComponent(page.show_id)}`);
-  if (reply.ok && reply.data.recording && view.status === 'ended') $('replay-link').hidden = false;
+  // The link is offered at once; the recording's parts are joined when the show ends,
+  // so until GET /api/shows/{id} names it the link waits under "being prepared".
+  const link = $('replay-link');
+  link.hidden = false;
+  for (let tries = 0; tries < 30 && view.status === 'ended'; tries += 1) {
+    const reply = await api('GET', `/api/shows/${encodeURIComponent(page.show_id)}`);
+    if (reply.ok && reply.data.recording) {
+      link.removeAttribute('aria-disabled');
+      link.textContent = link.dataset.ready || link.textContent;
+      return;
+    }
+    if (!link.dataset.ready) {
+      link.dataset.ready = link.textContent;
+      link.textContent = t('replay_preparing');
+      link.setAttribute('aria-disabled', 'true');
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+  if (link.getAttribute('aria-disabled')) link.hidden = true; // no recording came
 }
+
+$('replay-link').addEventListener('click', (event) => {
+  if ($('replay-link').getAttribute('aria-disabled')) event.preventDefault();
+});
 
 // Browsers only autoplay muted video: sound starts on the viewer's click.
 $('unmute').addEventListener('click', () => {
@@ -128,10 +152,56 @@ window.addEventListener('pagehide', () => player.stop());
 const buyForm = $('buy-form');
 const quoteForm = $('quote-form');
 
+/** The product on screen changed (a pin, an unpin, the replay's time). The card follows
+ * it unless the viewer has a product from the drawer open there. */
 function showPin(product) {
+  // A pin event's product has no picture fields: the page's card of it (line-up) does.
+  const known = product && page.products ? page.products[String(product.id)] : null;
+  view.live = product ? { ...known, ...product } : null;
+  if (!view.chosen) showCard(view.live);
+}
+
+/** A product from "products in this show" in the card, until "Back" (or the drawer's next). */
+function chooseProduct(product) {
+  view.chosen = { ...product };
+  showCard(view.chosen);
+}
+
+$('card-back').addEventListener('click', () => {
+  view.chosen = null;
+  showCard(view.live);
+  if (!view.live) $('products-toggle').focus();
+});
+
+/** A product's picture: the sized images of an upload when the payload has them, else
+ * its image address; null without either (the card and drawer then show none). */
+function productImage(product, size = 'small') {
+  const images = product && product.images;
+  if (images && typeof images === 'object') {
+    const sized = Array.isArray(images) ? images[0] : images;
+    const url = sized && (typeof sized === 'string' ? sized : sized[size] || sized.url || Object.values(sized)[0]);
+    if (typeof url === 'string' && url) return url;
+  }
+  return product && typeof product.image_url === 'string' && product.image_url ? product.image_url : null;
+}
+
+function imageOf(product, size) {
+  const url = productImage(product, size);
+  if (!url) return null;
+  const img = el('img', { src: url, alt: '', loading: 'lazy', decoding: 'async' });
+  img.addEventListener('error', () => img.remove()); // a broken address shows no picture
+  return img;
+}
+
+function showCard(product) {
   const changed = (product && product.id) !== (view.pin && view.pin.id);
   view.pin = product ? { ...product } : null;
   $('pin-card').hidden = !product;
+  const chosen = Boolean(product && view.chosen && product.id === view.chosen.id);
+  $('pin-label-live').hidden = chosen;
+  $('pin-label-chosen').hidden = !chosen;
+  $('card-back').hidden = !chosen;
+  $('pin-card').dataset.productId = product ? product.id : '';
   if (changed) {
     cancelAttempt();
     $('order-status').textContent = '';
@@ -140,11 +210,16 @@ function showPin(product) {
     clearErrors(quoteForm);
   }
   if (!product) return;
+  const picture = imageOf(product, 'small');
+  $('pin-image').replaceChildren(...(picture ? [picture] : []));
+  $('pin-image').hidden = !picture;
   $('pin-name').textContent = product.name;
   $('pin-price').textContent = formatMoney(product.price, product.currency);
   const listPrice = $('pin-list-price');
   listPrice.textContent =
     product.list_price && product.list_price !== product.price ? formatMoney(product.list_price, product.currency) : '';
+  // "≈ 1 930,50 ₽" in the buyer's currency when a rate is known (prices.js).
+  showApprox($('pin-approx'), product.price, product.currency);
   const industrial = product.kind === 'industrial';
   buyForm.hidden = industrial || !signedIn;
   quoteForm.hidden = !industrial || !signedIn;
@@ -157,6 +232,8 @@ function showPin(product) {
 function setStock(stock) {
   if (!view.pin) return;
   view.pin.stock = stock;
+  if (view.chosen && view.chosen.id === view.pin.id) view.chosen.stock = stock;
+  if (view.live && view.live.id === view.pin.id) view.live.stock = stock;
   $('pin-stock').textContent = stock > 0 ? t('left', { n: stock }) : t('sold_out');
   $('pin-stock').classList.toggle('sold-out', stock <= 0);
   buyForm.quantity.max = String(Math.max(1, Math.min(stock, 100)));
@@ -267,15 +344,20 @@ quoteForm.addEventListener('submit', async (event) => {
 
 // --- segment, viewers ------------------------------------------------------------
 
+function committeeName(committee) {
+  return (committee && ((page.locale === 'ko' && committee.name_ko) || committee.name)) || '';
+}
+
 function showSegment(segment) {
   if (!segment) return;
+  view.segmentId = segment.id;
   $('segment-title').textContent = segment.title;
-  const committee = segment.committee || {};
-  $('segment-committee').textContent = (page.locale === 'ko' && committee.name_ko) || committee.name || '';
+  $('segment-committee').textContent = committeeName(segment.committee);
   for (const item of document.querySelectorAll('#segments [data-segment-id]')) {
     if (Number(item.dataset.segmentId) === segment.id) item.setAttribute('aria-current', 'true');
     else item.removeAttribute('aria-current');
   }
+  if (!$('products-drawer').hidden) renderDrawer(); // the new segment's products first
 }
 
 function showViewers(count) {
@@ -290,6 +372,12 @@ function addChat(message) {
   if (!list || list.querySelector(`[data-id="${Number(message.id)}"]`)) return;
   const item = chatItem(message);
   if (message.room === 'coview') item.append(' ', el('span', { class: 'chip private' }, t('private')));
+  if (page.recording && message.room !== 'coview' && Number.isFinite(showStart) && message.at) {
+    // The chat replays with the video: a message appears at the moment it was sent.
+    const offset = Date.parse(message.at) - showStart;
+    item.dataset.offsetMs = String(offset);
+    item.hidden = offset > video.currentTime * 1000;
+  }
   appendChat(list, item);
 }
 
@@ -427,6 +515,102 @@ if (startCoview) {
 }
 
 // --- replay: the recording with each pin at its moment ----------------------------------
+//
+// The shoppable replay: a marker per pin on a timeline under the video and chapters per
+// segment (its committee) with the products shown in it; choosing one seeks there. The
+// card, "Now:" and the chat follow the playback time. A segment's chapter starts at its
+// first pin (segment changes themselves are not recorded with a time).
+
+const replayPins = [...(page.pins || [])].sort((a, b) => a.offset_ms - b.offset_ms);
+const showStart = page.started_at ? Date.parse(page.started_at) : NaN;
+
+function clock(ms) {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const hours = Math.floor(total / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = String(total % 60).padStart(2, '0');
+  return hours ? `${hours}:${String(minutes).padStart(2, '0')}:${seconds}` : `${minutes}:${seconds}`;
+}
+
+function segmentById(id) {
+  const group = (page.lineup || []).find((g) => g.segment && g.segment.id === id);
+  return group ? group.segment : null;
+}
+
+function seekTo(ms) {
+  // A little past the pin's own moment, so the pin is the one in force there.
+  video.currentTime = (ms + 50) / 1000;
+}
+
+function replayLength() {
+  if (Number.isFinite(video.duration) && video.duration > 0) return video.duration * 1000;
+  const last = replayPins.reduce((most, pin) => Math.max(most, pin.until_ms || pin.offset_ms), 0);
+  return last > 0 ? last * 1.05 : 1;
+}
+
+function productName(id) {
+  const product = page.products && page.products[String(id)];
+  return product ? product.name : '';
+}
+
+function buildTimeline() {
+  const timeline = $('replay-timeline');
+  if (!timeline) return;
+  const length = replayLength();
+  for (const marker of timeline.querySelectorAll('.marker')) marker.remove();
+  replayPins.forEach((pin, index) => {
+    const label = t('jump_to', { name: productName(pin.product_id), time: clock(pin.offset_ms) });
+    const marker = el('button', {
+      type: 'button', class: 'marker', 'data-offset-ms': pin.offset_ms, 'data-pin': index,
+      'data-testid': 'replay-marker', 'aria-label': label, title: label,
+    });
+    marker.style.left = `${Math.min(100, (pin.offset_ms / length) * 100)}%`;
+    marker.addEventListener('click', () => seekTo(pin.offset_ms));
+    timeline.append(marker);
+  });
+}
+
+function buildChapters() {
+  const list = $('chapters');
+  if (!list) return;
+  const chapters = [];
+  for (const pin of replayPins) {
+    let chapter = chapters[chapters.length - 1];
+    if (!chapter || chapter.segmentId !== pin.segment_id) {
+      chapter = { segmentId: pin.segment_id, start: pin.offset_ms, pins: [] };
+      chapters.push(chapter);
+    }
+    chapter.pins.push(pin);
+  }
+  list.replaceChildren(...chapters.map((chapter) => {
+    const segment = segmentById(chapter.segmentId);
+    const item = el('li', { class: 'chapter', 'data-segment-id': chapter.segmentId });
+    const head = el('button', { type: 'button', class: 'link chapter-seek', 'data-offset-ms': chapter.start });
+    head.append(el('span', { class: 'at' }, clock(chapter.start)), ' ',
+      el('span', { class: 'chapter-title' }, segment ? segment.title : ''));
+    if (segment) head.append(' ', el('span', { class: 'chip committee' }, committeeName(segment.committee)));
+    head.addEventListener('click', () => seekTo(chapter.start));
+    const products = el('ol', { class: 'chapter-products' });
+    for (const pin of chapter.pins) {
+      const button = el('button', { type: 'button', class: 'link product-seek', 'data-offset-ms': pin.offset_ms });
+      button.append(el('span', { class: 'at' }, clock(pin.offset_ms)), ' ', productName(pin.product_id));
+      button.addEventListener('click', () => seekTo(pin.offset_ms));
+      const row = el('li');
+      row.append(button);
+      products.append(row);
+    }
+    item.append(head, products);
+    return item;
+  }));
+}
+
+/** Shows the chat messages sent up to the playback time (each `li` knows its moment). */
+function syncReplayChat(ms) {
+  for (const item of $('chat').children) {
+    const at = Number(item.dataset.offsetMs);
+    item.hidden = Number.isFinite(at) && at > ms;
+  }
+}
 
 function startReplay() {
   // The viewer presses play (with sound); pins follow the playback position.
@@ -434,17 +618,193 @@ function startReplay() {
   video.muted = false;
   video.controls = true;
   video.src = page.recording;
-  const pins = [...(page.pins || [])].sort((a, b) => a.offset_ms - b.offset_ms);
+  let shownSegment = null;
   const sync = () => {
     const ms = video.currentTime * 1000;
     let active = null;
-    for (const pin of pins) {
+    let latest = null; // the last pin reached, in force or not: its segment is "Now"
+    for (const pin of replayPins) {
+      if (pin.offset_ms <= ms) latest = pin;
       if (pin.offset_ms <= ms && (pin.until_ms === null || pin.until_ms === undefined || ms < pin.until_ms)) active = pin;
     }
     const product = active ? page.products[String(active.product_id)] : null;
-    if ((product && product.id) !== (view.pin && view.pin.id)) showPin(product || null);
+    if ((product && product.id) !== (view.live && view.live.id)) showPin(product || null);
+    const segment = segmentById((latest || replayPins[0] || {}).segment_id);
+    if (segment && segment !== shownSegment) {
+      shownSegment = segment;
+      showSegment(segment);
+    }
+    const progress = $('timeline-progress');
+    if (progress) progress.style.width = `${Math.min(100, (ms / replayLength()) * 100)}%`;
+    for (const marker of document.querySelectorAll('#replay-timeline .marker, #chapters [data-offset-ms]')) {
+      const pin = marker.dataset.pin !== undefined ? replayPins[Number(marker.dataset.pin)] : null;
+      if (pin) marker.classList.toggle('current', pin === active);
+    }
+    syncReplayChat(ms);
   };
   for (const event of ['loadedmetadata', 'timeupdate', 'seeked']) video.addEventListener(event, sync);
+  video.addEventListener('loadedmetadata', buildTimeline);
+  video.addEventListener('durationchange', buildTimeline);
+  buildTimeline();
+  buildChapters();
+  sync();
+}
+
+// --- products in this show (the drawer) -----------------------------------------------
+//
+// Every product of the line-up, grouped by segment with the current segment first; Buy
+// and Request a quote open the product in the card and go on there (the same purchase
+// attempt, confirmation and quote form as the pinned product).
+
+const drawer = $('products-drawer');
+const drawerToggle = $('products-toggle');
+
+function lineupGroups() {
+  const groups = (page.lineup || []).filter((group) => group.product_ids && group.product_ids.length);
+  const current = groups.findIndex((group) => group.segment && group.segment.id === view.segmentId);
+  return current > 0 ? [groups[current], ...groups.slice(0, current), ...groups.slice(current + 1)] : groups;
+}
+
+function drawerItem(product) {
+  const item = el('li', { class: 'drawer-item', 'data-product-id': product.id, 'data-testid': 'drawer-item' });
+  const picture = imageOf(product, 'small');
+  const thumb = el('span', { class: 'thumb' });
+  if (picture) thumb.append(picture);
+  else thumb.classList.add('no-image');
+  const facts = el('div', { class: 'facts-line' });
+  facts.append(el('span', { class: 'product-name' }, product.name));
+  const price = el('span', { class: 'price' }, formatMoney(product.price, product.currency));
+  facts.append(price);
+  const stock = el('span', { class: 'stock' });
+  facts.append(stock);
+  item.append(thumb, facts);
+  if (signedIn) {
+    const industrial = product.kind === 'industrial';
+    const button = el('button', { type: 'button', class: industrial ? 'secondary' : '', 'data-action': industrial ? 'quote' : 'buy' },
+      industrial ? t('request_quote') : t('buy'));
+    button.setAttribute('aria-label', `${industrial ? t('request_quote') : t('buy')}: ${product.name}`);
+    button.addEventListener('click', () => pickFromDrawer(product.id, industrial ? 'quote' : 'buy'));
+    item.append(button);
+  }
+  renderDrawerStock(item, product);
+  return item;
+}
+
+function renderDrawerStock(item, product) {
+  const stock = item.querySelector('.stock');
+  stock.textContent = product.stock > 0 ? t('left', { n: product.stock }) : t('sold_out');
+  stock.classList.toggle('sold-out', product.stock <= 0);
+  const button = item.querySelector('button[data-action="buy"]');
+  if (button) button.disabled = product.stock <= 0 || (view.status === 'ended' && !page.recording);
+}
+
+function renderDrawer() {
+  const list = $('drawer-list');
+  const groups = lineupGroups();
+  if (!groups.length) {
+    list.replaceChildren(el('p', { class: 'empty' }, t('drawer_empty')));
+    return;
+  }
+  list.replaceChildren(...groups.map((group) => {
+    const section = el('section', { class: 'drawer-group', 'data-segment-id': group.segment.id });
+    const title = el('h3');
+    title.append(group.segment.title, ' ', el('span', { class: 'chip committee' }, committeeName(group.segment.committee)));
+    if (group.segment.id === view.segmentId) title.append(' ', el('span', { class: 'chip now' }, t('segment_now')));
+    const items = el('ul', { class: 'drawer-items' });
+    for (const id of group.product_ids) {
+      const product = page.products && page.products[String(id)];
+      if (product) items.append(drawerItem(product));
+    }
+    section.append(title, items);
+    return section;
+  }));
+}
+
+function pickFromDrawer(productId, action) {
+  const product = page.products[String(productId)];
+  if (!product) return;
+  closeSheet(drawer, false);
+  chooseProduct(product);
+  if (action === 'buy') {
+    buyForm.quantity.value = '1';
+    buyForm.requestSubmit(); // the card's own Buy: a purchase attempt, then Confirm
+  } else {
+    quoteForm.quantity.focus();
+  }
+}
+
+// --- sheets: the drawer, and on a phone the questions --------------------------------
+
+function openSheet(sheet, toggle) {
+  sheet.hidden = false;
+  sheet.dataset.open = 'true';
+  if (toggle) toggle.setAttribute('aria-expanded', 'true');
+  const heading = sheet.querySelector('h2[tabindex]');
+  if (heading) heading.focus();
+}
+
+function closeSheet(sheet, returnFocus = true) {
+  if (sheet === drawer) sheet.hidden = true;
+  delete sheet.dataset.open;
+  const toggle = document.querySelector(`[aria-controls="${sheet.id}"]`);
+  if (toggle) {
+    toggle.setAttribute('aria-expanded', 'false');
+    if (returnFocus) toggle.focus();
+  }
+}
+
+drawerToggle.addEventListener('click', () => {
+  if (drawer.hidden) {
+    renderDrawer();
+    openSheet(drawer, drawerToggle);
+  } else {
+    closeSheet(drawer);
+  }
+});
+
+$('qa-toggle').addEventListener('click', () => {
+  const panel = $('qa-panel');
+  if (panel.dataset.open) closeSheet(panel);
+  else openSheet(panel, $('qa-toggle'));
+});
+
+for (const button of document.querySelectorAll('[data-close]')) {
+  button.addEventListener('click', () => closeSheet($(button.dataset.close)));
+}
+
+document.addEventListener('keydown', (event) => {
+  if (event.key !== 'Escape') return;
+  for (const sheet of [drawer, $('qa-panel')]) {
+    if (sheet.dataset.open) closeSheet(sheet);
+  }
+});
+
+// --- the phone overlay: a tap on the video hides and shows it ------------------------
+
+function setOverlays(shown) {
+  $('watch').dataset.overlays = shown ? 'shown' : 'hidden';
+  const toggle = $('overlays-toggle');
+  toggle.setAttribute('aria-pressed', String(!shown));
+  toggle.querySelector('.rail-text').textContent = shown ? t('overlays_hide') : t('overlays_show');
+}
+
+$('overlays-toggle').addEventListener('click', () => setOverlays($('watch').dataset.overlays === 'hidden'));
+$('player').addEventListener('click', (event) => {
+  // The live video only (a replay's video has its own controls to tap); buttons and
+  // links over the video do their own thing.
+  if (page.recording || event.target.closest('button, a, select')) return;
+  if (!window.matchMedia('(max-width: 819px)').matches) return;
+  setOverlays($('watch').dataset.overlays === 'hidden');
+});
+
+// The co-view page on a phone: the show's chat or the room's, one at a time.
+for (const button of document.querySelectorAll('.chat-tabs [data-chat-tab]')) {
+  button.addEventListener('click', () => {
+    $('watch').dataset.chatTab = button.dataset.chatTab;
+    for (const other of document.querySelectorAll('.chat-tabs [data-chat-tab]')) {
+      other.setAttribute('aria-pressed', String(other === button));
+    }
+  });
 }
 
 // --- wiring ----------------------------------------------------------------------------
@@ -460,6 +820,7 @@ function start() {
   }
 
   const rt = connectShow({ show: page.show_id, coview: page.coview && page.coview.code });
+  import('./selling.js').then((m) => m.initSelling(rt)); // LIVE SELLING: flash deals, auctions (issue 17)
   rt.on('state', (state) => {
     $('watch').dataset.connected = 'true'; // the page has the room's state (tests wait for it)
     if (state.status) setStatus(state.status);
@@ -478,10 +839,17 @@ function start() {
   rt.on('unpin', () => !page.recording && showPin(null));
   rt.on('stock', ({ product_id, stock }) => {
     if (view.pin && view.pin.id === product_id) setStock(stock);
+    if (view.live && view.live.id === product_id) view.live.stock = stock;
+    if (view.chosen && view.chosen.id === product_id) view.chosen.stock = stock;
     const known = page.products && page.products[String(product_id)];
-    if (known) known.stock = stock;
+    if (known) {
+      known.stock = stock;
+      const row = $('drawer-list').querySelector(`[data-product-id="${Number(product_id)}"]`);
+      if (row) renderDrawerStock(row, known);
+    }
   });
   rt.on('sale', refreshCredited);
+  rt.on('credited_order', refreshCredited); // a credited order paid, shipped, refunded… (issue 15, item 8)
   rt.on('order', (order) => {
     refreshCredited();
     if (order && order.id === view.lastOrderId) {
