@@ -3,7 +3,7 @@
 // (PATCH /api/admin/users/{id}), moving an order on (POST /api/orders/{id}/…) and
 // answering a quote request (POST /api/quotes/{id}/answer).
 // The API is the one validator: its field errors are shown next to each field.
-import { $, api, clearErrors, el, formatMoney, showErrors, t, toMinor } from './page.js';
+import { $, api, clearErrors, el, formatMoney, say, showErrors, t, toMinor } from './page.js';
 
 // --- segments: one fieldset each, copied from <template id="segment-template"> -----
 
@@ -130,7 +130,7 @@ for (const form of document.querySelectorAll('.role-form')) {
     button.disabled = true;
     const reply = await api('PATCH', `/api/admin/users/${encodeURIComponent(form.dataset.userId)}`, { role: form.role.value });
     button.disabled = false;
-    if (reply.ok) form.querySelector('.field-error').textContent = t('saved');
+    if (reply.ok) say(form.querySelector('.field-error'), t('saved'), true);
     else showErrors(form, reply.data);
   });
 }

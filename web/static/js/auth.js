@@ -27,8 +27,36 @@ if (loginForm) {
   });
 }
 
+// The country field shows a country's name in the page's language (the datalist's
+// labels, CLDR names from the server) and the API gets its ISO code: a code typed or
+// picked from the list (a datalist option's value) turns into the name, a name typed in
+// full is sent as its code, anything else is sent as typed for the API to refuse.
+const fold = (text) => text.normalize('NFC').trim().toLocaleLowerCase();
+
+function countryField(input) {
+  const list = input.list;
+  const byCode = new Map();
+  const byName = new Map();
+  for (const option of list ? list.options : []) {
+    byCode.set(option.value, option.textContent);
+    byName.set(fold(option.textContent), option.value);
+  }
+  const toName = () => {
+    const name = byCode.get(input.value.trim().toUpperCase());
+    if (name) input.value = name;
+  };
+  // A pick from the list arrives as an input event without inputType (or a replacement);
+  // typing "ru" on the way to "Russia" must not be replaced.
+  input.addEventListener('input', (event) => {
+    if (!event.inputType || event.inputType === 'insertReplacementText') toName();
+  });
+  input.addEventListener('change', toName);
+  return () => byName.get(fold(input.value)) || input.value.trim().toUpperCase();
+}
+
 const registerForm = $('register-form');
 if (registerForm) {
+  const countryCode = countryField(registerForm.country);
   registerForm.addEventListener('submit', async (event) => {
     event.preventDefault();
     clearErrors(registerForm);
@@ -37,7 +65,7 @@ if (registerForm) {
       name: form.name.value,
       email: form.email.value,
       password: form.password.value,
-      country: form.country.value.trim().toUpperCase(),
+      country: countryCode(),
       role: form.role.value,
     };
     if (form.city.value.trim()) body.city = form.city.value;

@@ -170,7 +170,18 @@ const codeMessages = {
   name_characters: ['name', 'name_characters'],
 };
 
+/** A one-line outcome in a form's message slot (`.field-error`, `.form-error`) or a
+ * status line: a success is styled as one (`is-ok`, green with a tick) and announced
+ * politely (role=status), a failure keeps the error style and interrupts (role=alert). */
+export function say(slot, text, ok) {
+  slot.setAttribute('role', ok ? 'status' : 'alert');
+  slot.classList.toggle('is-ok', Boolean(ok));
+  slot.textContent = text;
+  slot.hidden = false;
+}
+
 export function clearErrors(form) {
+  for (const node of form.querySelectorAll('.field-error, .form-error')) node.classList.remove('is-ok');
   for (const node of form.querySelectorAll('.field-error')) node.textContent = '';
   for (const node of form.querySelectorAll('[aria-invalid]')) node.removeAttribute('aria-invalid');
   const general = form.querySelector('.form-error');
