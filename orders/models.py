@@ -9,12 +9,13 @@ Tables owned by the realtime rooms live in ``rooms/models.py`` on the same Base.
 from __future__ import annotations
 
 import enum
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     CheckConstraint,
+    Date,
     DateTime,
     Enum,
     ForeignKey,
@@ -320,6 +321,12 @@ class Order(Base):
     incoterm: Mapped[str | None] = mapped_column(String(3))  # DAP or DDP
     carrier: Mapped[str | None] = mapped_column(String(40))
     tracking_number: Mapped[str | None] = mapped_column(String(40))
+    # The order's timeline (migration 0006), set by orders/lifecycle.py with its status;
+    # `cancelled_at` also holds when a pending order expired (the status says which).
+    shipped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Address(Base):
@@ -465,3 +472,219 @@ class AuthSession(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ExchangeRate(Base):
+    """What one unit of `base` is worth in `quote`, as the admin keeps it, with the date
+    the figure is from (orders/exchange_rates.py). Shown to buyers as "≈" beside a
+    price; nothing is charged by it. The rate is an integer scaled by 10^12
+    (`RATE_SCALE`): exact on both databases, where SQLite has no exact decimal."""
+
+    __tablename__ = "exchange_rates"
+    __table_args__ = (
+        UniqueConstraint("base", "quote", name="uq_exchange_rates_pair"),
+        CheckConstraint("rate_scaled > 0", name="rate_positive"),
+        CheckConstraint("base <> quote", name="two_currencies"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base: Mapped[str] = mapped_column(String(3))  # ISO 4217
+    quote: Mapped[str] = mapped_column(String(3))
+    rate_scaled: Mapped[int] = mapped_column(Money)  # units of `quote` per unit of `base`, × 10^12
+    as_of: Mapped[date] = mapped_column(Date)  # the day the rate is from
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Live selling: flash deals and live auctions (issue 17, items 1 and 2) ------------
+# The hot state (units left, per-buyer counts, an auction's price, leader and clock)
+# lives in orders/live_counters.py; these tables are the record.
+from sqlalchemy import Boolean  # noqa: E402 - kept with the tables that use it (a shared file)
+
+
+class DealStatus(str, enum.Enum):
+    open = "open"  # counting down to its opening, or selling
+    ended = "ended"
+
+
+class AuctionMode(str, enum.Enum):
+    sudden_death = "sudden_death"  # ends at its time, whatever the bids
+    extend = "extend"  # a bid in the last N seconds resets the clock to N
+
+
+class AuctionStatus(str, enum.Enum):
+    open = "open"
+    sold = "sold"
+    unsold = "unsold"
+
+
+class FlashDeal(Base):
+    """A product sold at a deal price, `units` of it, at most `per_buyer_limit` each,
+    between `opens_at` and `ends_at` (orders/flash_deals.py)."""
+
+    __tablename__ = "flash_deals"
+    __table_args__ = (
+        CheckConstraint("units > 0", name="units_positive"),
+        CheckConstraint("per_buyer_limit > 0", name="limit_positive"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    price: Mapped[int] = mapped_column(Money)  # minor units of `currency` (the product's)
+    currency: Mapped[str] = mapped_column(String(3))
+    units: Mapped[int] = mapped_column(Integer)
+    per_buyer_limit: Mapped[int] = mapped_column(Integer)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[DealStatus] = mapped_column(_enum(DealStatus), default=DealStatus.open)
+    end_reason: Mapped[str | None] = mapped_column(String(16))  # "time" or "sold_out"
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class FlashDealBuy(Base):
+    """One accepted buy of a deal and the order it made: the deal's ledger."""
+
+    __tablename__ = "flash_deal_buys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    deal_id: Mapped[int] = mapped_column(ForeignKey("flash_deals.id"), index=True)
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    quantity: Mapped[int] = mapped_column(Integer)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Auction(Base):
+    """One lot (one unit of a product) auctioned in a show (orders/auctions.py)."""
+
+    __tablename__ = "auctions"
+    __table_args__ = (CheckConstraint("start_price >= 0", name="start_price_not_negative"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    seller_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # the host who started it
+    start_price: Mapped[int] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    steps: Mapped[list] = mapped_column(JSON)  # [[from price, step], …], rising
+    mode: Mapped[AuctionMode] = mapped_column(_enum(AuctionMode))
+    extend_seconds: Mapped[int] = mapped_column(Integer, default=0)
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)  # as scheduled; the final end once closed
+    status: Mapped[AuctionStatus] = mapped_column(_enum(AuctionStatus), default=AuctionStatus.open, index=True)
+    winner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    final_price: Mapped[int | None] = mapped_column(Money)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AuctionBid(Base):
+    """Every bid on a lot, accepted or not (and why not): kept for disputes. `seq` is
+    the order in which the live state judged the bids (null when refused before it)."""
+
+    __tablename__ = "auction_bids"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    auction_id: Mapped[int] = mapped_column(ForeignKey("auctions.id"), index=True)
+    seq: Mapped[int | None] = mapped_column(Integer)
+    bidder_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime)  # server time
+    kind: Mapped[str] = mapped_column(String(8))  # "bid" (one tap) or "max"
+    amount: Mapped[int | None] = mapped_column(Money)  # the maximum this bid stood for
+    accepted: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(String(32))  # the refusal's error code
+    price_after: Mapped[int | None] = mapped_column(Money)
+    leader_after: Mapped[int | None] = mapped_column(Integer)
+
+
+# --- Notifications by e-mail (issue 15, item 6): orders/notifications.py, web/notifier.py ---
+from sqlalchemy import Index  # noqa: E402 - kept with the tables that use it (a shared file)
+
+
+class MailStatus(str, enum.Enum):
+    queued = "queued"  # waiting for its `due_at` (a first try or a retry)
+    sent = "sent"  # the SMTP server took it: never sent again
+    dropped = "dropped"  # no longer worth sending: too late, or the event was undone
+    failed = "failed"  # gave up after `mail_max_attempts`
+
+
+class MailQueue(Base):
+    """One e-mail to send, written in the transaction of the event it tells of (a rolled
+    back order leaves no row). `event_key` names the event ("order-paid:42"): unique, so
+    the same event never makes a second mail. The text is rendered when it is sent, in
+    the recipient's language, from `kind`, `params` and the rows they name."""
+
+    __tablename__ = "mail_queue"
+    __table_args__ = (Index("ix_mail_queue_status_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_key: Mapped[str] = mapped_column(String(160), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    language: Mapped[str | None] = mapped_column(String(8))  # set: this language, not the account's
+    params: Mapped[dict | None] = mapped_column(JSON)  # what the mail says beyond the rows it names
+    status: Mapped[MailStatus] = mapped_column(_enum(MailStatus), default=MailStatus.queued)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the next try, not before
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A worker's claim: another worker leaves the row alone until the lease runs out.
+    claimed_by: Mapped[str | None] = mapped_column(String(40))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ShowReminder(Base):
+    """A signed-in user's "Remind me" on a scheduled show: one e-mail when it goes live."""
+
+    __tablename__ = "show_reminders"
+    __table_args__ = (UniqueConstraint("show_id", "user_id", name="uq_show_reminders_show_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its mail was queued
+
+
+class UserLanguage(Base):
+    """The language an account reads its e-mails in (one of the pages' languages),
+    stored when known (registration records the page's). Without a row: Korean for
+    accounts in Korea, English for the rest."""
+
+    __tablename__ = "user_languages"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+# --- Product images (issue 16, item 2): orders/product_images.py, web/api_images.py ---
+
+class ProductImage(Base):
+    """One picture of a product. The files are in the media store (orders/product_images.py),
+    named by `content_hash` (the SHA-256 of the uploaded bytes) and a size, so their URLs
+    never change and may be cached for good. `sizes` holds each size's pixel dimensions,
+    {"small": [w, h], "medium": [w, h], "large": [w, h]}; `position` orders the gallery
+    (0 first: the product's main picture)."""
+
+    __tablename__ = "product_images"
+    __table_args__ = (UniqueConstraint("product_id", "content_hash", name="uq_product_images_product_hash"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    content_hash: Mapped[str] = mapped_column(String(64), index=True)
+    sizes: Mapped[dict] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# Every product payload carries its pictures (orders/catalog.py, product_public), so they
+# come with the product: one extra SELECT per query of products (batched for a list), read
+# only (rows are added, moved and removed by orders/product_images.py).
+Product.images = relationship(  # type: ignore[attr-defined]
+    ProductImage, order_by=(ProductImage.position, ProductImage.id), lazy="selectin", viewonly=True)

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders import notifications
 from orders.catalog import committee_by_code, committee_public
 from orders.errors import Forbidden, Invalid, NotFound
 from orders.models import (ON_AIR, Exhibition, Product, RecordingPart, Role, Segment, SegmentProduct, Show,
@@ -138,6 +139,7 @@ async def mark_live(session: AsyncSession, show_id: int, started_at: datetime, r
         await add_recording_part(session, show_id, recording_path, started_at)
     if show.current_segment_id is None and show.segments:
         show.current_segment_id = show.segments[0].id
+    await notifications.show_live(session, show_id, started_at)  # "Remind me": one mail per reminder
     return show
 
 

@@ -338,6 +338,9 @@ class Rooms:
                 b.join(conn.sid, coview_owner_room(conn.coview_id))
             if self.presence.enter_local(coview_key(conn.coview_id), str(conn.user_id)):
                 entered.append((coview_key(conn.coview_id), str(conn.user_id)))
+            # The next presence tick sends the list again, so a second tab (whose user
+            # changes nothing in it) gets it too.
+            self._coview_seen.pop(conn.coview_id, None)
         if self.presence.enter_local(viewers_key(conn.show_id), conn.viewer_key):
             entered.append((viewers_key(conn.show_id), conn.viewer_key))
             if self.ledger is not None:
@@ -428,12 +431,13 @@ class Rooms:
         await self._coview_members()
 
     async def _coview_members(self) -> None:
-        """Tell each co-view room's owner who is present, when it changes."""
-        owned = {c.coview_id for c in self.conns.values() if c.coview_owner and c.coview_id is not None}
+        """Tell each co-view room who is present (the owner and the invited buyers
+        alike), when it changes or someone (another tab too) has joined since."""
+        rooms = {c.coview_id for c in self.conns.values() if c.coview_id is not None}
         for coview_id in list(self._coview_seen):
-            if coview_id not in owned:
+            if coview_id not in rooms:
                 del self._coview_seen[coview_id]
-        for coview_id in owned:
+        for coview_id in rooms:
             present = sorted(await self.presence.present(coview_key(coview_id)), key=int)
             if self._coview_seen.get(coview_id) == present:
                 continue
@@ -448,8 +452,9 @@ class Rooms:
                 for user_id, name in await session.execute(select(User.id, User.name).where(User.id.in_(unknown))):
                     self.names[user_id] = name
         members = [{"id": i, "name": self.names.get(i, "")} for i in ids]
+        # Every process computes the same list and tells only its own sockets.
         self.broadcaster.emit(
-            coview_owner_room(coview_id), "coview_members", {"members": members, "count": len(members)}, publish=False
+            coview_room(coview_id), "coview_members", {"members": members, "count": len(members)}, publish=False
         )
 
     async def _reactions_loop(self) -> None:
@@ -474,6 +479,7 @@ def setup(app: web.Application) -> None:
     for method in ("GET", "POST", "OPTIONS"):
         app.router.add_route(method, "/socket.io/", rooms.gate.handle)
     events.register(rooms, tokens=app[TOKENS])
+    from rooms import selling; selling.register(rooms, app)  # LIVE SELLING: flash deals, auctions
     app[EVENTS] = rooms.events
     app[VIEWER_COUNT] = rooms.viewers_now
     app[DRAIN].hooks.append(rooms.disconnect_all)

@@ -85,6 +85,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics_handler)
     api_accounts.setup(app)  # ACCOUNTS: routes, password-reset e-mail
+    from web import notifier; notifier.setup(app)  # MAIL: the e-mail queue's worker (after the database)
     for module in (api_catalog, api_shows):
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).
@@ -93,7 +94,10 @@ def create_app(settings: Settings) -> web.Application:
     from rooms import server; server.setup(app)  # ROOMS
     from web import media; media.setup(app)  # MEDIA
     from web import api_admin; app.router.add_routes(api_admin.routes)  # ADMIN
+    from web import api_images; api_images.setup(app)  # PRODUCT IMAGES: uploads, gallery order, /media files
+    from web import api_rates; api_rates.setup(app)  # EXCHANGE RATES: kept by the admin, read by the pages
     from web import pages; pages.setup(app)  # PAGES
+    from web import pages_buyer; pages_buyer.setup(app)  # MY ORDERS, MY QUOTES
     return app
 
 

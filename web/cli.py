@@ -102,7 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "demo":
         from orders.demo import DEMO_PASSWORD, load_demo
 
-        result = asyncio.run(_with_session(settings, load_demo))
+        from orders.product_images import DiskImageStore  # the products' pictures, drawn into media_dir
+
+        pictures = DiskImageStore(settings.media_dir)
+        result = asyncio.run(_with_session(settings, lambda session: load_demo(session, images=pictures)))
         print(f"demo data ready: {result['committees']} committees, show {result['show_id']}")
         print(f"sign in as host@livemall.example, member@…, buyer@… or admin@… with password {DEMO_PASSWORD!r}")
         return 0

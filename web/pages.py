@@ -29,11 +29,10 @@ from babel import Locale
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_currency, get_currency_precision
 from babel.support import Translations
 from sqlalchemy import func, select
 
-from orders import addresses, brokers, catalog, shows
+from orders import addresses, brokers, catalog, notifications, shows
 from orders.errors import NotFound, Unauthorized
 from orders.models import (
     Committee,
@@ -55,6 +54,7 @@ from rooms.coview import find_room, room_public
 from rooms.stage import pins_of, product_event, segment_event
 from web.api_coview import invite_url
 from web.headers import page_policy
+from web import money_format
 from web.appkeys import DB
 from web.auth import is_https, optional_user, request_token
 from web.validation import id_or_none
@@ -198,6 +198,17 @@ JS_MESSAGES: dict[str, str] = {
     "invalid_moq": N_("Enter a whole number, 1 or more."),
     "invalid_period": N_("The end must come after the start."),
     "invalid_image_url": N_("Enter an https:// address."),
+    # Prices in the buyer's currency (web/static/js/prices.js, orders/exchange_rates.py)
+    "rate_of": N_("Exchange rate of {date}: 1 {source} = {rate} {target}"),
+    "pay_in": N_("You pay in {currency}."),
+    # The watch page's phone overlay, product drawer and shoppable replay (watch.js)
+    "overlays_hide": N_("Hide the overlays"),
+    "overlays_show": N_("Show the overlays"),
+    "request_quote": N_("Request a quote"),
+    "segment_now": N_("Now"),
+    "drawer_empty": N_("No products in this show's line-up."),
+    "jump_to": N_("{name} at {time}"),
+    "replay_preparing": N_("The replay is being prepared…"),
 }
 
 
@@ -237,11 +248,6 @@ def load_translations(locale: str) -> Translations:
     write_mo(buffer, po, use_fuzzy=False)
     buffer.seek(0)
     return Translations(buffer)
-
-
-def money_parts(minor: int, currency: str) -> float:
-    """Minor units → amount, with the currency's own fraction digits (KRW 0, USD 2)."""
-    return minor / 10 ** get_currency_precision(currency)
 
 
 def plural_texts(translations: Translations, locale: str, singular: str, plural: str) -> dict[str, str]:
@@ -292,9 +298,7 @@ def make_environment(locale: str) -> jinja2.Environment:
     env.globals["incoterms"] = INCOTERMS
     env.globals["on_air_statuses"] = tuple(status.value for status in ON_AIR)
     formats = babel_locale(locale)
-    env.filters["money"] = lambda minor, currency: format_currency(
-        money_parts(minor, currency), currency, locale=formats
-    )
+    env.filters["money"] = money_format.money_filter(formats)  # Babel, for the page's locale
     # The server writes UTC; the page's script rewrites <time> in the viewer's zone.
     env.filters["utc"] = lambda value: format_datetime(value, "medium", tzinfo=timezone.utc, locale=formats) + " UTC"
     env.filters["iso"] = lambda value: value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -380,7 +384,8 @@ def render(
 ) -> web.Response:
     locale = choose_locale(request)
     env: jinja2.Environment = request.app[ENVIRONMENTS][locale]
-    page_data: dict[str, Any] = {"locale": locale, "user": user_public(user), **(data or {})}
+    page_data: dict[str, Any] = {"locale": locale, "user": user_public(user),
+                                 "currency": money_format.buyer_currency(request, user, locale), **(data or {})}
     if token and user is not None:
         page_data["token"] = request_token(request)
     html = env.get_template(template).render(
@@ -411,6 +416,7 @@ async def schedule(request: web.Request) -> web.Response:
     user = await page_user(request)
     async with request.app[DB].session() as session:
         rows = await shows.list_shows(session)
+        reminded = await notifications.reminded_show_ids(session, user.id) if user else set()  # Remind me
     groups = {
         # A show whose host is reconnecting is still on (the relay holds it for a
         # grace period): it is listed with the live ones.
@@ -419,7 +425,8 @@ async def schedule(request: web.Request) -> web.Response:
         "past": sorted((s for s in rows if s.status is ShowStatus.ended),
                        key=lambda s: s.ended_at or s.scheduled_at, reverse=True),
     }
-    return render(request, "schedule.html", user=user, groups=groups, can_host=shows.can_host)
+    return render(request, "schedule.html", user=user, groups=groups, can_host=shows.can_host,
+                  reminded_show_ids=reminded)
 
 
 async def _product_cards(session, show: Show, product_ids: list[int], at: datetime) -> dict[int, dict[str, Any]]:
@@ -430,7 +437,8 @@ async def _product_cards(session, show: Show, product_ids: list[int], at: dateti
             continue
         product = await session.get(Product, product_id)
         if product is not None:
-            cards[product_id] = await product_event(session, show, product, at)
+            # The image address too, for the drawer (product_event's own image fields win).
+            cards[product_id] = {"image_url": product.image_url, **await product_event(session, show, product, at)}
     return cards
 
 
@@ -454,6 +462,11 @@ async def _show_context(session, show: Show) -> dict[str, Any]:
     product_ids = [p["product_id"] for p in pins]
     if show.pinned_product_id:
         product_ids.append(show.pinned_product_id)
+    # The "products in this show" drawer: every segment's line-up (the script puts the
+    # current segment first), each product as a card like the pinned one.
+    lineup = [{"segment": segment_event(seg), "product_ids": [sp.product_id for sp in seg.products]}
+              for seg in show.segments]
+    product_ids += [pid for group in lineup for pid in group["product_ids"]]
     cards = await _product_cards(session, show, product_ids, now)
     return {
         "show": show,
@@ -468,6 +481,8 @@ async def _show_context(session, show: Show) -> dict[str, Any]:
             "recording": recording,
             "pins": pins,
             "products": {str(k): v for k, v in cards.items()},
+            "lineup": [{**group, "product_ids": [pid for pid in group["product_ids"] if pid in cards]}
+                       for group in lineup],
         },
     }
 
@@ -612,10 +627,27 @@ async def admin_overview(session) -> dict[str, Any]:
     }
 
 
+async def _invitation(request: web.Request, target: str) -> dict[str, str] | None:
+    """Whose co-view room a signed-out visitor was invited to, when `next` is one's
+    invite link (a wrong or expired code names nobody; the room page says why later)."""
+    match = re.fullmatch(r"/coview/([A-Za-z0-9_-]{8,32})", target)
+    if match is None:
+        return None
+    async with request.app[DB].session() as session:
+        try:
+            room = await find_room(session, match.group(1), datetime.now(timezone.utc))
+        except NotFound:
+            return None
+        show = await shows.get_show(session, room.show_id)
+        owner = await session.get(User, room.owner_id)
+        return {"owner": owner.name if owner else "", "show": show.title}
+
+
 async def login_page(request: web.Request) -> web.Response:
     user = await page_user(request)
     target = safe_next(request.query.get("next"))
-    return render(request, "login.html", user=user, data={"next": target}, next=target)
+    invitation = await _invitation(request, target) if user is None else None
+    return render(request, "login.html", user=user, data={"next": target}, next=target, invitation=invitation)
 
 
 async def register_page(request: web.Request) -> web.Response:

@@ -23,6 +23,23 @@ class Settings:
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     token_ttl: int = 7 * 24 * 3600  # seconds
     recordings_dir: Path = Path("recordings")
+    # Product images (orders/product_images.py, web/api_images.py): where the resized files
+    # are kept, the largest upload taken (bytes; the request's other limits do not apply
+    # to the upload route), the most pixels an image may have (checked before decoding:
+    # decompression bombs) and the seconds an upload may take to arrive.
+    media_dir: Path = Path("media")
+    image_max_bytes: int = 8 * 1024 * 1024
+    image_max_pixels: int = 40_000_000
+    image_upload_timeout: float = 60.0
+    # ... or in an S3-compatible bucket instead of media_dir: media_store "s3" and a bucket
+    # (an empty endpoint is AWS; empty keys: boto3's own chain, e.g. an instance role).
+    media_store: str = "disk"  # "disk" or "s3"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    s3_prefix: str = ""
+    s3_access_key: str = field(default="", repr=False)
+    s3_secret_key: str = field(default="", repr=False)
     ice_servers: tuple[str, ...] = ()  # stun:/turn: URLs for aiortc (user:pass@ allowed for TURN)
     public_url: str = ""  # base URL of invite links; empty: relative links (the Host header is never trusted)
     max_request_bytes: int = 256 * 1024
@@ -35,8 +52,8 @@ class Settings:
     # Failed sign-ins per account, from all addresses together (the right password is
     # refused too until the window moves on; a password reset clears it).
     rate_limit_login_account: str = "10/15 minutes"
-    # Accounts: password-reset e-mails (web/mail.py). No smtp_host: a reset request is
-    # answered as usual but no e-mail is sent (logged as a warning).
+    # E-mail (web/mail.py, aiosmtplib): password resets and notifications. No smtp_host:
+    # requests are answered as usual, mails stay queued and nothing is sent.
     smtp_host: str = ""
     smtp_port: int = 25
     smtp_starttls: bool = False
@@ -44,6 +61,17 @@ class Settings:
     smtp_password: str = field(default="", repr=False)
     smtp_timeout: float = 10.0
     mail_from: str = "livemall <no-reply@livemall.invalid>"
+    # E-mail notifications (orders/notifications.py queues, web/notifier.py sends): seconds
+    # between polls of the queue, the first retry's delay (doubled each time up to the
+    # cap), tries before giving up, how long a worker's claim on a mail lasts, mails per
+    # claim, and the age after which a mail not yet sent is dropped instead (too late).
+    mail_poll_interval: float = 2.0
+    mail_retry_base: float = 30.0
+    mail_retry_max: float = 3600.0
+    mail_max_attempts: int = 20
+    mail_claim_lease: float = 120.0
+    mail_batch: int = 20
+    mail_max_age: float = 2 * 24 * 3600.0
     password_reset_ttl: int = 3600  # seconds a reset link works (and only once)
     password_reset_mails: str = "3/hour"  # reset e-mails one account receives at most
     # Realtime rooms
@@ -136,7 +164,7 @@ def _coerce(name: str, raw: Any) -> Any:
             return float(raw)
         if isinstance(default, bool):
             return raw.strip().lower() in ("1", "true", "yes", "on")
-        if name == "recordings_dir":
+        if name in ("recordings_dir", "media_dir"):
             return Path(raw)
         if name in _TUPLES:
             return tuple(s.strip() for s in raw.split(",") if s.strip())

@@ -409,6 +409,7 @@ function start() {
   initDevices().then(resumeAfterReload);
 
   const rt = connectShow({ show: page.show_id, token: page.token });
+  import('./selling.js').then((m) => m.initSelling(rt)); // LIVE SELLING: flash deals, auctions (issue 17)
   rt.on('state', (state) => {
     $('studio').dataset.connected = 'true';
     if (state.status) setAir(state.status);
