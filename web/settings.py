@@ -62,6 +62,7 @@ class Settings:
     anonymous_viewers_per_address: int = 5  # anonymous viewers one address adds to counts and reports
     reactions_per_address: int = 10  # reaction taps a second, shared by all sockets of one address
     http_header_timeout: float = 15.0  # seconds to send a whole request head (and keep-alive idle time)
+    http_body_timeout: float = 30.0  # seconds to send a request's body once its head is in (408 after)
     http_max_connections: int = 8192  # TCP connections the node holds at once (beyond: closed at accept)
     http_connections_per_address: int = 64  # of those, from one address not a trusted proxy
     # Orders
