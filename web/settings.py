@@ -18,8 +18,9 @@ class Settings:
     port: int = 8080
     database: str = DEFAULT_DATABASE
     redis: str | None = None  # None: in-process pub/sub, one process only
-    # Signs session tokens. Without one configured a random key is made per process,
-    # which is fine for one process; several processes must share LIVEMALL_SECRET.
+    # Signs session tokens. Without one configured a random key is made per process;
+    # `livemall serve` then keeps one in livemall.secret (web/cli.py) so sign-ins
+    # survive restarts. Processes on several machines must share LIVEMALL_SECRET.
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     token_ttl: int = 7 * 24 * 3600  # seconds
     recordings_dir: Path = Path("recordings")
