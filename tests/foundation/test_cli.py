@@ -53,7 +53,7 @@ def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
         server.wait(timeout=15)
 
 
-def test_demo_then_serve_answers_committees_and_shows(tmp_path):
+def test_demo_then_serve_answers_and_keeps_sign_ins_across_a_restart(tmp_path):
     env = _env(tmp_path)
     for _ in range(2):  # the second load must change nothing
         subprocess.run(LIVEMALL + ["demo"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
@@ -62,22 +62,16 @@ def test_demo_then_serve_answers_committees_and_shows(tmp_path):
         assert len(_get(base + "/api/committees")) == 14
         shows = _get(base + "/api/shows")
         assert [s["title"] for s in shows] == ["K-Goods Live: Winter Special"]
-
-
-def test_a_signed_in_user_stays_signed_in_when_the_server_restarts(tmp_path):
-    # Without LIVEMALL_SECRET the key that signs sessions is kept in livemall.secret
-    # beside the database; one made per process signed everybody out at each restart.
-    env = _env(tmp_path)
-    subprocess.run(LIVEMALL + ["demo"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
-    with serving(tmp_path, env) as base:
         request = urllib.request.Request(
             base + "/api/auth/login", method="POST", headers={"Content-Type": "application/json"},
             data=json.dumps({"email": "buyer@livemall.example", "password": "livemall-demo"}).encode(),
         )
         with urllib.request.urlopen(request, timeout=5) as response:
             token = json.loads(response.read())["token"]
-    assert oct((tmp_path / "livemall.secret").stat().st_mode & 0o777) == "0o600"
 
+    # Without LIVEMALL_SECRET the key that signs sessions is kept in livemall.secret
+    # beside the database; one made per process signed everybody out at each restart.
+    assert oct((tmp_path / "livemall.secret").stat().st_mode & 0o777) == "0o600"
     with serving(tmp_path, env) as base:
         me = urllib.request.Request(base + "/api/me", headers={"Authorization": f"Bearer {token}"})
         with urllib.request.urlopen(me, timeout=5) as response:
