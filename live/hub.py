@@ -569,8 +569,8 @@ class LiveHub:
         show.recorder = publisher.recorder
 
     def _can_take_over(self, show: _Show, offer: Offer) -> bool:
-        """Whether a publisher's offer can feed an edge show's tracks (same codecs,
-        same number of video layers), so its viewers keep their connections."""
+        """Whether a publisher's offer can feed an edge show's tracks (same codecs; a
+        simulcast track needs as many layers), so its viewers keep their connections."""
         if show.ending or not show.announced or show.resuming or not show.tracks:
             return False
         for kind, track in show.tracks.items():
@@ -579,10 +579,11 @@ class LiveHub:
                 continue
             if not any(c.name.lower() == track.codec_name for c in media.codecs):
                 return False
-            if kind == "video":
-                layers = len(track.layers) if isinstance(track, SimulcastTrack) else 1
-                if layers != (len(media.simulcast.rids) if media.simulcast is not None else 1):
+            if kind == "video" and isinstance(track, SimulcastTrack):
+                if media.simulcast is None or len(media.simulcast.rids) != len(track.layers):
                     return False
+            # A single-layer track (an edge pulls one layer) takes any publisher: a
+            # simulcast one feeds it its largest layer (Publisher._feed_one_layer).
         return True
 
     async def _take_over(self, show: _Show, offer: Offer) -> Session:

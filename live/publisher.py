@@ -164,11 +164,12 @@ class Publisher:
                     aiortc_hooks.accept_header_extensions(transceiver, extensions)
 
     def _check_resume_layers(self) -> None:
-        """A resumed show keeps its viewers' layers: the same number of them."""
+        """A resumed simulcast show keeps its viewers' layers: the same number of them.
+        A single-layer show takes a simulcast publisher too (its largest layer)."""
         inherited = self._inherited.get("video") if self._inherited is not None else None
-        if inherited is None:
+        if not isinstance(inherited, SimulcastTrack):
             return
-        layers = len(inherited.layers) if isinstance(inherited, SimulcastTrack) else 1
+        layers = len(inherited.layers)
         offered = len(self._simulcast.rids) if self._simulcast is not None else 1
         if layers != offered:
             raise BadOffer(f"resume the show with {layers} video layer(s), as it was published")
@@ -317,6 +318,9 @@ class Publisher:
         assert self._simulcast is not None
         receiver = transceiver.receiver
         rids = self._simulcast.rids
+        if isinstance(inherited, TrackFanout):
+            self._feed_one_layer(receiver, inherited, rids)
+            return
         if isinstance(inherited, SimulcastTrack):
             track = inherited
             track.resume()
@@ -353,6 +357,47 @@ class Publisher:
                 layer.keyframes.request()
         ingest.start()
         self.tracks["video"] = track
+
+    def _feed_one_layer(self, receiver: Any, fanout: TrackFanout, rids: list[str]) -> None:
+        """A simulcast publisher taking over a pulled show: an edge pulls one layer, so
+        its viewers hang on a single-layer track. Its largest layer feeds that track
+        (the last rid: browsers list layers from low to high), the others are dropped,
+        and the viewers keep their connections at the quality they had."""
+        index = len(rids) - 1
+        fanout.resume()
+        send_pli = receiver._send_rtcp_pli
+
+        def on_frame(layer: int, frame: bytes, timestamp: int, now: float) -> None:
+            if layer == index and not self._closed:
+                self.last_media = now
+                fanout.on_frame(frame, timestamp, now)
+
+        ingest = SimulcastIngest(
+            rids,
+            aiortc_hooks.receiver_codecs(receiver),
+            on_frame=on_frame,
+            on_picture_loss=lambda layer: fanout.publisher_lost_packets() if layer == index else None,
+            send_rtcp=aiortc_hooks.send_receiver_rtcp(receiver),
+            rtcp_ssrc=lambda: aiortc_hooks.receiver_rtcp_ssrc(receiver),
+            spawn=self._spawn,
+        )
+        self._ingest = ingest
+
+        def on_report(packet: RtcpSrPacket) -> None:
+            if ingest.sender_report(packet) == index:
+                info = packet.sender_info
+                fanout.publisher_report(info.ntp_timestamp, info.rtp_timestamp, time.monotonic())
+
+        aiortc_hooks.route_rtp_packets(receiver, ingest.handle_rtp)
+        aiortc_hooks.tap_encoded_frames(receiver, lambda item: None)  # never decode
+        aiortc_hooks.observe_sender_reports(receiver, on_report)
+        source = self._layer_keyframe_source(ingest, index, send_pli)
+        self._sources.append((fanout, source))
+        fanout.source = source
+        if fanout.keyframes is not None:
+            fanout.keyframes.request()  # a picture for the viewers who were waiting
+        ingest.start()
+        self.tracks["video"] = fanout
 
     def _layer_keyframe_source(
         self, ingest: SimulcastIngest, index: int, send_pli: Callable[[int], Awaitable[None]]

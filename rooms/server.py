@@ -13,6 +13,7 @@ Room names (never shown to clients):
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections import Counter
@@ -26,7 +27,8 @@ from aiohttp import WSCloseCode, web
 from sqlalchemy import select
 
 from orders.db import Database
-from orders.models import User
+from orders.models import Role, User
+from orders.shows import holds_host_role
 from rooms import engineio_hooks
 from rooms import reactions as reactions_mod
 from rooms.admission import AddressCounts, AnonymousKeys, EngineGate, TapBudget, request_address
@@ -385,6 +387,26 @@ class Rooms:
             info.slow_mode = seconds
         self.broadcaster.bus.publish("!slow_mode", f"[{show_id},{seconds}]")
 
+    def role_changed(self, user_id: int, role: Role) -> None:
+        """An account's role changed: its open sockets that no longer hold the host's
+        powers leave the host rooms here and in every other process, so a demoted host
+        stops receiving questions at once, not at their next host action (issue 14,
+        item 8; host actions themselves re-read the role each time, see still_host)."""
+        self._apply_role(user_id, role)
+        self.broadcaster.bus.publish("!role", json.dumps([user_id, role.value]))
+        # After the control line in the same bus message: a socket told is already out.
+        self.broadcaster.emit(user_room(user_id), "role", {"role": role.value})
+
+    def _apply_role(self, user_id: int, role: Role) -> None:
+        for conn in list(self.conns.values()):
+            if not conn.is_host or conn.author is None or conn.author.id != user_id:
+                continue
+            info = self.shows.get(conn.show_id)
+            if info is None or holds_host_role(role, user_id, info.host_id):
+                continue  # unknown show: its next host action decides (still_host)
+            conn.is_host = False
+            self.broadcaster.leave(conn.sid, host_room(conn.show_id))
+
     def _delivered(self, room: str, frag: str) -> None:
         if room.startswith("show:") and not frag.startswith(STATELESS) and self.join_state is not None:
             self.join_state.changed(int(room[5:]))
@@ -401,6 +423,9 @@ class Rooms:
                 info = self.shows.get(show_id)
                 if info is not None:
                     info.slow_mode = seconds
+            elif room == "!role":
+                user_id, role = json.loads(frag)
+                self._apply_role(int(user_id), Role(role))
             return
         self.broadcaster.deliver(room, frag)
 

@@ -16,6 +16,7 @@ from orders import accounts, admin_catalog, catalog
 from orders.errors import Invalid, NotFound
 from orders.events import send_committed
 from orders.models import ProductKind, Role
+from rooms.server import ROOMS
 from web.appkeys import DB, EVENTS
 from web.auth import require_user
 from web.errors import json_response
@@ -51,6 +52,9 @@ async def change_role(request: web.Request) -> web.Response:
             raise NotFound(f"no user {user_id}")
         user.role = Role(body.role)
         result = accounts.user_private(user)
+    rooms = request.app.get(ROOMS)
+    if rooms is not None:
+        rooms.role_changed(user_id, Role(body.role))  # open sockets too, on every node
     return json_response(result)
 
 

@@ -15,6 +15,7 @@ from orders.events import NoEvents
 from web import aiohttp_hooks, api_accounts, api_catalog, api_shows, headers, ratelimit
 from web.appkeys import DB, EVENTS, REDIS, SETTINGS, TOKENS, VIEWER_COUNT
 from web.auth import TokenCodec
+from web.body_timeout import body_timeout_middleware
 from web.cors import cors_middleware
 from web.drain import DRAIN, DrainState, drain_middleware
 from web.errors import error_middleware, json_error, json_response
@@ -66,6 +67,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[
             request_id_middleware, metrics_middleware, cors_middleware, drain_middleware,
             origin_middleware, rate_limit_middleware, error_middleware,
+            body_timeout_middleware(settings.http_body_timeout),  # inside: 413 becomes JSON
         ],
         client_max_size=settings.max_request_bytes,
         # The header-read timeout: a connection must send a whole request head within

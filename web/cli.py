@@ -6,7 +6,12 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
+import secrets
 import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
 
 from orders.errors import DomainError
 from orders.models import Role
@@ -64,7 +69,31 @@ def settings_from(args: argparse.Namespace) -> Settings:
             "host", "port", "database", "redis", "ice_servers", "recordings_dir", "public_ip", "udp_ports"
         )
     }
-    return load_settings(overrides)
+    settings = load_settings(overrides)
+    if args.command == "serve" and not os.environ.get("LIVEMALL_SECRET"):
+        settings = replace(settings, secret=kept_secret(SECRET_FILE))
+    return settings
+
+
+SECRET_FILE = Path("livemall.secret")  # beside the embedded database, in the working directory
+
+
+def kept_secret(path: Path) -> str:
+    """The session-signing key kept in a file (mode 0600) when LIVEMALL_SECRET is not
+    set: a key made per process signed every user out at each restart. Processes that
+    start together agree on one: the file appears whole (written aside, then linked;
+    a link never replaces), and whoever loses the race reads the winner's key."""
+    if not path.exists():
+        fd, aside = tempfile.mkstemp(dir=path.parent or ".", prefix=".livemall-secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as handle:
+                handle.write(secrets.token_urlsafe(32))
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(aside)
+    return path.read_text(encoding="ascii").strip()
 
 
 def _migrate(settings: Settings) -> None:

@@ -76,7 +76,9 @@ async def _read_offer(request: web.Request) -> str:
         raise BadOffer(f"send the offer as {SDP}")
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=request.content_length)
-    raw = await request.content.read(MAX_OFFER_BYTES + 1)
+    # The whole body (read in time by web/body_timeout.py, within client_max_size): a
+    # stream read(n) would return only what has arrived so far.
+    raw = await request.read()
     if len(raw) > MAX_OFFER_BYTES:
         raise web.HTTPRequestEntityTooLarge(max_size=MAX_OFFER_BYTES, actual_size=len(raw))
     try:

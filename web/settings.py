@@ -18,8 +18,9 @@ class Settings:
     port: int = 8080
     database: str = DEFAULT_DATABASE
     redis: str | None = None  # None: in-process pub/sub, one process only
-    # Signs session tokens. Without one configured a random key is made per process,
-    # which is fine for one process; several processes must share LIVEMALL_SECRET.
+    # Signs session tokens. Without one configured a random key is made per process;
+    # `livemall serve` then keeps one in livemall.secret (web/cli.py) so sign-ins
+    # survive restarts. Processes on several machines must share LIVEMALL_SECRET.
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32), repr=False)
     token_ttl: int = 7 * 24 * 3600  # seconds
     recordings_dir: Path = Path("recordings")
@@ -90,6 +91,7 @@ class Settings:
     anonymous_viewers_per_address: int = 5  # anonymous viewers one address adds to counts and reports
     reactions_per_address: int = 10  # reaction taps a second, shared by all sockets of one address
     http_header_timeout: float = 15.0  # seconds to send a whole request head (and keep-alive idle time)
+    http_body_timeout: float = 30.0  # seconds to send a request's body once its head is in (408 after)
     http_max_connections: int = 8192  # TCP connections the node holds at once (beyond: closed at accept)
     http_connections_per_address: int = 64  # of those, from one address not a trusted proxy
     # Orders

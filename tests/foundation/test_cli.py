@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import free_port
@@ -26,11 +28,9 @@ def _get(url: str):
         return json.loads(response.read())
 
 
-def test_demo_then_serve_answers_committees_and_shows(tmp_path):
-    env = _env(tmp_path)
-    for _ in range(2):  # the second load must change nothing
-        subprocess.run(LIVEMALL + ["demo"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
-    assert (tmp_path / "livemall.db").exists()
+@contextmanager
+def serving(tmp_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """`livemall serve` on embedded defaults in ``tmp_path``; its base URL once healthy."""
     port = free_port()
     server = subprocess.Popen(
         LIVEMALL + ["serve", "--port", str(port)], cwd=tmp_path, env=env,
@@ -47,12 +47,35 @@ def test_demo_then_serve_answers_committees_and_shows(tmp_path):
                 assert server.poll() is None, server.stderr.read().decode()
                 assert time.monotonic() < deadline, "server did not start"
                 time.sleep(0.2)
-        assert len(_get(base + "/api/committees")) == 14
-        shows = _get(base + "/api/shows")
-        assert [s["title"] for s in shows] == ["K-Goods Live: Winter Special"]
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_demo_then_serve_answers_and_keeps_sign_ins_across_a_restart(tmp_path):
+    env = _env(tmp_path)
+    for _ in range(2):  # the second load must change nothing
+        subprocess.run(LIVEMALL + ["demo"], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=120)
+    assert (tmp_path / "livemall.db").exists()
+    with serving(tmp_path, env) as base:
+        assert len(_get(base + "/api/committees")) == 14
+        shows = _get(base + "/api/shows")
+        assert [s["title"] for s in shows] == ["K-Goods Live: Winter Special"]
+        request = urllib.request.Request(
+            base + "/api/auth/login", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"email": "buyer@livemall.example", "password": "livemall-demo"}).encode(),
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            token = json.loads(response.read())["token"]
+
+    # Without LIVEMALL_SECRET the key that signs sessions is kept in livemall.secret
+    # beside the database; one made per process signed everybody out at each restart.
+    assert oct((tmp_path / "livemall.secret").stat().st_mode & 0o777) == "0o600"
+    with serving(tmp_path, env) as base:
+        me = urllib.request.Request(base + "/api/me", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(me, timeout=5) as response:
+            assert json.loads(response.read())["user"]["email"] == "buyer@livemall.example"
 
 
 def test_users_add_makes_a_host_who_can_sign_in(tmp_path):

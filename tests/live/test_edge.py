@@ -15,6 +15,7 @@ import pytest
 from live.errors import PublisherExists, ShowNotLive
 from live.hub import LiveHub, ShowResumed
 from tests.live.conftest import Events, eventually, in_order_with_few_gaps
+from tests.live.simulcast_publisher import DEFAULT_LAYERS
 
 SHOW = 1
 
@@ -272,3 +273,30 @@ async def test_an_edge_pulls_the_show_again_from_its_new_origin_under_the_same_v
     await watcher.frames(seen + 10)
     assert "video" not in watcher.ended
     assert new_origin.stats()["shows"][SHOW]["viewers"] == 1  # the edge, once
+
+
+async def test_a_simulcast_publisher_takes_over_a_pulled_show_with_its_largest_layer(
+    hub, make_edge, simulcast_publisher, layer_viewer, edge_events
+):
+    # The studio publishes three layers; an edge pulls one, so its viewers hang on a
+    # single-layer track. When the origin dies and the studio publishes through the
+    # edge, its largest layer feeds that track and the viewers stay connected.
+    source = simulcast_publisher()
+    await source.publish(hub, SHOW)
+    edge = make_edge()
+    await edge.pull(SHOW, whep_to(hub))
+    watcher = layer_viewer()
+    await watcher.join(edge, SHOW)
+    await watcher.frames(10)
+    edge.origin_lost(SHOW)
+    await source.close()
+    seen = len(watcher.counters)
+
+    await simulcast_publisher().publish(edge, SHOW)
+
+    assert (await edge_events.next(ShowResumed)).taken_over
+    await watcher.until(lambda: len(watcher.counters) >= seen + 10, timeout=15)
+    assert "video" not in watcher.ended
+    largest = max(DEFAULT_LAYERS, key=lambda layer: layer[1] * layer[2])
+    assert set(watcher.sizes[-5:]) == {largest[1:]}  # (right after a publish: the first layer up)
+    assert edge.is_live(SHOW) and edge.stats()["shows_taken_over_total"] == 1

@@ -13,7 +13,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from tests.rooms.conftest import BUYER, HOST, MEMBER, SHOW, Node, Server, load_demo_into, serve_nodes
+from tests.rooms.conftest import ADMIN, BUYER, HOST, MEMBER, SHOW, Node, Server, load_demo_into, serve_nodes
+from tests.security.test_rules_host_role import HOST_ID, set_role
 from web.appkeys import EVENTS
 
 
@@ -112,6 +113,21 @@ async def test_mute_and_slow_mode_hold_across_processes(pair):
     assert (await buyer.call("chat", {"text": "hi"}))["error"] == "muted"
     assert (await member.call("chat", {"text": "one"}))["ok"]
     assert (await member.call("chat", {"text": "two"}))["error"] == "slow_mode"
+
+
+async def test_a_host_demoted_on_one_process_stops_receiving_questions_on_the_other(pair):
+    a, b = pair
+    host = await b.join(HOST)
+    admin = await b.join(ADMIN)  # in the host room too: tells when a question went out
+    buyer = await b.join(BUYER)
+
+    await set_role(a, HOST_ID, "buyer")  # the admin's request lands on the other process
+    assert (await host.next("role"))["role"] == "buyer"  # sent after the revocation
+    asked = await buyer.call("ask", {"text": "После понижения"})
+    await admin.next("question", lambda q: q["id"] == asked["id"])
+    await host.call("chat", {"text": "a round trip on the host's socket"})
+
+    assert host.seen("question") == []
 
 
 # --- real processes ------------------------------------------------------------------

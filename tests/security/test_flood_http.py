@@ -48,6 +48,43 @@ async def test_an_idle_partial_request_is_closed(tmp_path, demo_db):
         await runner.cleanup()
 
 
+async def test_a_body_sent_too_slowly_gets_408_and_the_connection_is_closed(tmp_path, demo_db):
+    runner, port = await serve(tmp_path, demo_db, http_body_timeout=1.0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = b'{"email": "buyer@livemall.example", "password": "livemall-demo"}'
+        writer.write(b"POST /api/auth/login HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body[:10])
+        await writer.drain()  # the rest never comes
+
+        reply = await asyncio.wait_for(reader.read(), 10)  # read to the close
+        assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+        assert b'"slow_body"' in reply
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_body_sent_in_time_is_still_read_by_its_handler(tmp_path, demo_db):
+    runner, port = await serve(tmp_path, demo_db, http_body_timeout=5.0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        body = '{"email": "buyer@livemall.example", "password": "livemall-demo"}'.encode()
+        writer.write(b"POST /api/auth/login HTTP/1.1\r\nHost: example\r\nContent-Type: application/json\r\n"
+                     b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(body) + body[:10])
+        await writer.drain()
+        await asyncio.sleep(0.3)  # slow, but within the deadline
+        writer.write(body[10:])
+        await writer.drain()
+
+        reply = await asyncio.wait_for(reader.read(), 10)
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:300]
+        assert b'"token"' in reply
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
 async def test_connections_beyond_the_nodes_cap_are_closed_at_once(tmp_path, demo_db):
     runner, port = await serve(tmp_path, demo_db, http_max_connections=5, http_header_timeout=60.0)
     held = []

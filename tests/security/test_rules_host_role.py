@@ -57,6 +57,21 @@ async def test_the_demoted_host_no_longer_skips_slow_mode(server):
     assert reply["ok"] is False and reply["error"] == "slow_mode"
 
 
+async def test_a_demoted_hosts_open_socket_stops_receiving_questions_at_once(server):
+    host = await server.join(HOST)
+    admin = await server.join(ADMIN)  # also in the host room: tells when a question went out
+    buyer = await server.join(BUYER)
+    before = await buyer.call("ask", {"text": "Asked while they host"})
+    await host.next("question", lambda q: q["id"] == before["id"])
+
+    await set_role(server, HOST_ID, "buyer")
+    after = await buyer.call("ask", {"text": "Asked after the demotion"})
+    await admin.next("question", lambda q: q["id"] == after["id"])
+    await host.call("chat", {"text": "a round trip on the host's socket"})
+
+    assert [q["id"] for q in host.seen("question")] == [before["id"]]
+
+
 async def test_a_host_made_host_again_gets_the_controls_on_a_new_connection(server):
     await set_role(server, HOST_ID, "buyer")
     await set_role(server, HOST_ID, "host")
