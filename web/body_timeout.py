@@ -10,7 +10,9 @@ slow_body` and the connection is closed.
 
 Not for Engine.IO (`/socket.io/`): its aiohttp driver reads the body stream itself, so
 it must stay unread; polling bodies are bounded in size (rooms/engineio_hooks.py), and
-behind nginx `client_body_timeout` bounds their pace (deploy/nginx).
+behind nginx `client_body_timeout` bounds their pace (deploy/nginx). Nor for image
+uploads (web/api_images.py), larger than `client_max_size`: that route streams its
+multipart body itself, under its own size cap and `image_upload_timeout`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from web.api_images import streams_its_body
 from web.errors import json_error
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -28,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def body_timeout_middleware(timeout: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
     @web.middleware
     async def read_body_in_time(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists and not request.path.startswith("/socket.io/"):
+        if request.body_exists and not request.path.startswith("/socket.io/") and not streams_its_body(request):
             try:
                 async with asyncio.timeout(timeout):
                     await request.read()
