@@ -39,6 +39,7 @@ class Expired:
     show_id: int | None
     product_id: int
     stock: int  # the product's stock after the return
+    payment: tuple[str | None, str | None] = (None, None)  # (provider, its reference): a card page to close
 
 
 async def expire_due(db: Database, now: datetime, limit: int = SWEEP_LIMIT) -> list[Expired]:
@@ -68,7 +69,8 @@ async def expire_due(db: Database, now: datetime, limit: int = SWEEP_LIMIT) -> l
         for product_id in sorted(returned):  # one lock order for every sweeper: no deadlock
             stock[product_id] = await put_back(session, product_id, returned[product_id])
     return [
-        Expired(order=p, buyer_id=o.buyer_id, show_id=o.show_id, product_id=o.product_id, stock=stock[o.product_id])
+        Expired(order=p, buyer_id=o.buyer_id, show_id=o.show_id, product_id=o.product_id, stock=stock[o.product_id],
+                payment=(o.payment_provider, o.payment_ref))
         for o, p in zip(orders, public, strict=True)
     ]
 

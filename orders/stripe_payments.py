@@ -252,6 +252,22 @@ class StripeProvider:
             raise ProcessorError("the card processor (Stripe) failed; the order stays pending, try again "
                                  "shortly") from None
 
+    async def expire(self, session_id: str) -> str | None:
+        """Close an order's Checkout Session once the order is cancelled or expired, so
+        its card page takes no payment for an order that no longer holds stock. Returns
+        the session's status after (``expired``; ``complete`` when the buyer paid first:
+        that payment's webhook then meets a closed order, see docs/orders.md), or None
+        if Stripe has no such session. Raises the domain errors of ``_call``."""
+        try:
+            session = await self._call(self._client.v1.checkout.sessions.expire_async(session_id), missing_ok=True)
+        except _Missing:
+            return None
+        except PaymentRefused:
+            # Only an open session can be expired: read what it became instead.
+            current = await self._retrieve(session_id)
+            return current.get("status") if current else None
+        return session.get("status")
+
     # --- webhook ----------------------------------------------------------------------
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, now: float) -> WebhookEvent:

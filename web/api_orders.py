@@ -1,4 +1,4 @@
-"""Routes: orders, payments, quotes and reports; the order desk and the expiry sweeper.
+"""Routes: orders, payments and quotes (reports: web/api_reports.py); the order desk and the expiry sweeper.
 
 Handlers are thin: parse, authorise, call one domain function, then — after the
 transaction committed — tell the show room and the buyer (`stock`, `sale`, `order`).
@@ -8,6 +8,7 @@ order exists, and a retry with the same Idempotency-Key would only return it aga
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -19,7 +20,7 @@ from aiohttp import web
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
-from orders import brokers, lifecycle, payments, quotes, reports, stripe_payments
+from orders import lifecycle, payments, quotes, stripe_payments
 from orders.errors import InsufficientStock, Invalid, NotFound, SoldOut
 from orders.events import send_committed
 from orders.expiry import Expired, Sweeper
@@ -47,6 +48,42 @@ log = logging.getLogger(__name__)
 
 DESK = web.AppKey("order_desk", OrderDesk)
 PROVIDERS = web.AppKey("payment_providers", dict)
+
+
+class CardPages:
+    """Closes the card processor's page (a Stripe Checkout Session) of orders that were
+    cancelled or expired, once that has committed, so a buyer cannot pay an order that
+    no longer holds its stock. In the background: a slow processor must not hold the
+    buyer's cancel or the expiry sweep. A failure is logged, not retried: Stripe
+    expires an unpaid session by itself after 24 h, and a payment that meets a closed
+    order is refused by the webhook (409) for the admin to refund (docs/orders.md)."""
+
+    def __init__(self, providers: dict[str, Any]) -> None:
+        self._providers = providers
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def close(self, provider: str | None, payment_ref: str | None) -> None:
+        expire = getattr(self._providers.get(provider or ""), "expire", None)
+        if expire is None or not payment_ref:
+            return  # no page to close: invoice, sandbox, or never sent to pay
+        task = asyncio.create_task(self._close(expire, payment_ref))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, expire: Any, payment_ref: str) -> None:
+        try:
+            status = await expire(payment_ref)
+        except Exception:  # noqa: BLE001 - see the class docstring
+            log.warning("could not close the card page %s", payment_ref, exc_info=True)
+            return
+        if status == "complete":
+            log.warning("card page %s was paid before its order closed: refund it", payment_ref)
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+CARD_PAGES = web.AppKey("card_pages", CardPages)
 STATUS[stripe_payments.ProcessorError] = 502  # the card processor failed: a bad gateway, not our 500
 
 
@@ -213,6 +250,8 @@ async def _move(request: web.Request, to: OrderStatus, *, buyer_only: bool = Fal
                 raise NotFound(f"no order {order_id}")
         moved = await lifecycle.move(session, order_id, to, utcnow(), **changes)
         body = await _public(session, moved.order)
+    if to is OrderStatus.cancelled:
+        request.app[CARD_PAGES].close(moved.order.payment_provider, moved.order.payment_ref)
     await send_committed(request.app[EVENTS], *_order_events(body, moved.order.buyer_id, moved.stock))
     return json_response(body)
 
@@ -405,26 +444,6 @@ async def decline_quote(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-# --- Reports ----------------------------------------------------------------------------
-
-@routes.get("/api/reports/shows/{show_id}")
-async def show_report(request: web.Request) -> web.Response:
-    user: User = await require_user(request, Role.host, Role.admin)
-    show_id = int_param(request, "show_id")
-    async with request.app[DB].session() as session:
-        require_host(user, await get_show(session, show_id))
-        body = await reports.show_report(session, show_id)
-    return json_response(body)
-
-
-@routes.get("/api/reports/brokers")
-async def broker_report(request: web.Request) -> web.Response:
-    await require_user(request, Role.host, Role.admin)
-    async with request.app[DB].session() as session:
-        body = await brokers.broker_report(session)
-    return json_response(body)
-
-
 # --- Set-up -----------------------------------------------------------------------------
 
 def setup(app: web.Application) -> None:
@@ -452,10 +471,13 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
             timeout=settings.stripe_timeout, max_network_retries=settings.stripe_max_network_retries)
         app[PROVIDERS][card.name] = card
 
+    card_pages = app[CARD_PAGES] = CardPages(app[PROVIDERS])
+
     async def announce(expired: list[Expired]) -> None:
         calls = []
         for item in expired:
             calls += _order_events(item.order, item.buyer_id, item.stock)
+            card_pages.close(*item.payment)
         await send_committed(app[EVENTS], *calls)
 
     sweeper = Sweeper(app[DB], settings.order_sweep_interval, announce)
@@ -463,5 +485,6 @@ async def _orders(app: web.Application) -> AsyncIterator[None]:
     yield
     await sweeper.stop()
     await desk.close()
+    await card_pages.aclose()
     if card is not None:
         await card.aclose()

@@ -3,7 +3,9 @@ library to talk to (`LIVEMALL_STRIPE_API_BASE`): the fake sits at the outside ed
 
 - `POST /v1/checkout/sessions` (form-encoded, as the library sends it) → a Checkout
   Session shaped like docs.stripe.com/api/checkout/sessions/object;
-- `GET /v1/checkout/sessions/{id}` → that session, or Stripe's 404 `resource_missing`.
+- `GET /v1/checkout/sessions/{id}` → that session, or Stripe's 404 `resource_missing`;
+- `POST /v1/checkout/sessions/{id}/expire` → the session, now `expired` (docs.stripe.com/
+  api/checkout/sessions/expire: only an `open` one; any other is a 400).
 
 Like Stripe it wants `Authorization: Bearer <secret key>`, remembers each
 `Idempotency-Key` and answers a repeat of it with the same object (header
@@ -44,6 +46,7 @@ class StripeServer:
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
     creates: list[dict[str, Any]] = field(default_factory=list)  # every create request: key, params
     retrieves: list[str] = field(default_factory=list)
+    expires: list[str] = field(default_factory=list)  # every expire request's session id
     fail_next: int = 0  # answer this many requests with 500
     hang: bool = False  # hold requests until released (the client times out)
     _keys: dict[str, tuple[dict[str, str], dict[str, Any]]] = field(default_factory=dict)
@@ -54,6 +57,7 @@ class StripeServer:
         app = web.Application(middlewares=[self._gate])
         app.router.add_post("/v1/checkout/sessions", self._create)
         app.router.add_get("/v1/checkout/sessions/{id}", self._retrieve)
+        app.router.add_post("/v1/checkout/sessions/{id}/expire", self._expire)
         return app
 
     def release(self) -> None:
@@ -118,6 +122,16 @@ class StripeServer:
         if session is None:
             return error(404, f"No such checkout.session: '{session_id}'", code="resource_missing", param="session")
         return web.json_response(session)
+
+    async def _expire(self, request: web.Request) -> web.Response:
+        session_id = request.match_info["id"]
+        self.expires.append(session_id)
+        session = self.sessions.get(session_id)
+        if session is None:
+            return error(404, f"No such checkout.session: '{session_id}'", code="resource_missing", param="session")
+        if session["status"] != "open":
+            return error(400, 'Only Checkout Sessions with a status in ["open"] can be expired.')
+        return web.json_response(self.expire(session_id))
 
     # --- what Stripe does after the buyer acts ---------------------------------------
 

@@ -4,10 +4,12 @@ server (tests/orders/stripe_server.py), with webhooks signed by the real scheme:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -544,3 +546,54 @@ async def test_stripe_webhooks_are_not_rate_limited_like_a_client(aiohttp_client
     answers = [await deliver(shop, stripe_api.event("payment_intent.created", intent)) for _ in range(3)]
 
     assert [a.status for a in answers] == [200, 200, 200]
+
+
+# --- closing the card page of an order that closed -----------------------------------------
+
+async def until(predicate, seconds: float = 10) -> None:
+    """For what the app does in the background after answering (closing a card page)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "not done in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_cancelling_an_order_closes_its_stripe_page(shop, stripe_api):
+    order = await placed(shop)
+    ref = (await paid_by_stripe(shop, order["id"]))["payment_ref"]
+
+    response = await shop.post(f"/api/orders/{order['id']}/cancel", "buyer")
+
+    assert response.status == 200, await response.text()
+    await until(lambda: stripe_api.sessions[ref]["status"] == "expired")
+    assert stripe_api.expires == [ref]
+
+
+async def test_an_order_that_expires_unpaid_closes_its_stripe_page(aiohttp_client, sqlite_url, tmp_path, stripe_api):
+    shop = await stripe_shop_on(aiohttp_client, sqlite_url, tmp_path, stripe_api.base_url, order_sweep_interval=0.05)
+    order = await placed(shop)
+    ref = (await paid_by_stripe(shop, order["id"]))["payment_ref"]
+
+    async with shop.db.transaction() as session:  # its hold runs out
+        await session.execute(update(Order).where(Order.id == order["id"]).values(
+            expires_at=datetime.now(timezone.utc) - timedelta(seconds=1)))
+
+    await until(lambda: stripe_api.sessions[ref]["status"] == "expired")
+    assert (await order_row(shop, order["id"])).status.value == "expired"
+
+
+async def test_a_page_paid_before_its_order_was_cancelled_stays_paid_and_its_webhook_is_refused(shop, stripe_api):
+    # The buyer paid on Stripe's page while cancelling in another tab: Stripe has the
+    # money, the order is cancelled. The page cannot be expired; the payment's webhook
+    # meets a closed order and is refused (the admin refunds it in Stripe).
+    order = await placed(shop)
+    ref = (await paid_by_stripe(shop, order["id"]))["payment_ref"]
+    completed = stripe_api.pay(ref)
+
+    assert (await shop.post(f"/api/orders/{order['id']}/cancel", "buyer")).status == 200
+    await until(lambda: stripe_api.expires == [ref])
+    response = await deliver(shop, stripe_api.event("checkout.session.completed", completed))
+
+    assert stripe_api.sessions[ref]["status"] == "complete"
+    assert response.status == 409, await response.text()
+    assert (await order_row(shop, order["id"])).status.value == "cancelled"
