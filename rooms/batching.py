@@ -28,13 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp.web import WebSocketResponse
 from engineio import packet as eio_packet
-from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from rooms.bus import Bus, LocalBus
+from rooms.engineio_hooks import WS_ATTR, websocket_transport, writing_paused
 
-WS_ATTR = "livemall_ws"  # set on an Engine.IO socket while its WebSocket is open
 MAX_QUEUED = 2_000  # packets waiting for one socket before it counts as too slow
 PER_MEMBER_BUDGET = 20e-6  # seconds of flush interval per room member (see window_for)
 
@@ -63,26 +61,6 @@ def _text_frame(payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x81, 127, n)
     return header + payload
-
-
-class RoomWebSocket(eio_aiohttp.WebSocket):
-    """Engine.IO's aiohttp WebSocket without compression, exposing the response so the
-    broadcaster can write pre-built frames to it."""
-
-    async def __call__(self, environ):
-        request = environ["aiohttp.request"]
-        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
-        await self._sock.prepare(request)
-        self.environ = environ
-        eio_socket = getattr(self.handler, "__self__", None)
-        if eio_socket is not None:
-            setattr(eio_socket, WS_ATTR, self._sock)
-        try:
-            await self.handler(self)
-        finally:
-            if eio_socket is not None:
-                setattr(eio_socket, WS_ATTR, None)
-        return self._sock
 
 
 class Member:
@@ -239,13 +217,12 @@ class Broadcaster:
             sock = member.sock
             ws = getattr(sock, WS_ATTR, None)
             if ws is not None and sock.upgraded and not sock.upgrading and sock.queue.empty():
-                writer = ws._writer
-                transport = writer.transport if writer is not None else None
+                transport = websocket_transport(ws)
                 if transport is None or transport.is_closing():
                     continue
                 # While the transport is paused the Engine.IO writer may be waiting to
                 # drain with packets in hand: go through its queue to keep the order.
-                if not writer.protocol.writing_paused:
+                if not writing_paused(ws):
                     transport.write(frame)
                     stats.direct_writes += 1
                     continue

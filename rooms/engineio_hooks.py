@@ -1,9 +1,13 @@
-"""Every reach into python-engineio / python-socketio internals made for admission
-control, in one place (as live/aiortc_hooks.py does for aiortc). Each hook says what it
-relies on; tests/security/test_flood_sockets.py and test_flood_polling.py trip if a
-release changes it.
+"""Every reach into python-engineio / python-socketio internals, and into aiohttp's
+WebSocket writer, in one place (as live/aiortc_hooks.py does for aiortc): admission
+control (session observers, closing, packet guards) and the broadcaster's direct frame
+writes (the WebSocket class, session-id prefixes, the transport and its flow control).
+Each hook says what it relies on; tests/rooms/test_engineio_hooks.py checks every one
+against the installed releases, and tests/security/test_flood_sockets.py and
+test_flood_polling.py trip if their behaviour changes. pyproject.toml pins the releases
+with upper bounds.
 
-Checked against python-engineio 4.15 and python-socketio 5.18.
+Checked against python-engineio 4.15, python-socketio 5.18 and aiohttp 3.14.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from aiohttp.web import WebSocketResponse
 from engineio import json as engineio_json
+from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as socketio_packet
 
 log = logging.getLogger(__name__)
@@ -151,3 +157,69 @@ def drop_malformed_packets(sio: Any, dropped: Callable[[], None]) -> None:
             log.debug("dropped a malformed packet from %s: %s", sid, exc)
 
     sio.eio.handlers["message"] = on_message
+
+
+# --- the WebSocket transport: pre-built frames written straight to each socket ----------
+
+WS_ATTR = "livemall_ws"  # set on an Engine.IO socket while its WebSocket is open
+
+
+class FrameWebSocket(eio_aiohttp.WebSocket):
+    """Engine.IO's aiohttp WebSocket without compression, exposing the response so the
+    broadcaster (rooms/batching.py) can write pre-built frames to it.
+
+    Relies on: engineio's aiohttp driver instantiating ``_async["websocket"]`` with
+    ``(handler, server)`` per upgrade and calling it with the WSGI-like ``environ``
+    holding ``aiohttp.request``; ``handler`` being the bound ``AsyncSocket._websocket_handler``
+    (its ``__self__`` is the Engine.IO socket); ``self._sock`` being what the base
+    class's ``close``/``send``/``wait`` use."""
+
+    async def __call__(self, environ: dict) -> WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = WebSocketResponse(max_msg_size=self.server.max_http_buffer_size, compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        eio_socket = getattr(self.handler, "__self__", None)
+        if eio_socket is not None:
+            setattr(eio_socket, WS_ATTR, self._sock)
+        try:
+            await self.handler(self)
+        finally:
+            if eio_socket is not None:
+                setattr(eio_socket, WS_ATTR, None)
+        return self._sock
+
+
+def use_frame_websocket(eio: Any) -> None:
+    """Relies on: ``AsyncServer._async`` (the driver's table, a dict) naming the class
+    engineio makes per WebSocket upgrade under ``"websocket"``."""
+    eio._async = {**eio._async, "websocket": FrameWebSocket}
+
+
+def prefix_session_ids(eio: Any, prefix: str) -> None:
+    """Every Engine.IO session id starts with ``prefix`` (nginx routes a session's
+    polling requests and its upgrade back to its node by it: deploy/nginx).
+
+    Relies on: ``AsyncServer.generate_id()`` making every session id."""
+    generate = eio.generate_id
+    eio.generate_id = lambda: prefix + generate()
+
+
+def websocket_transport(ws: WebSocketResponse | None) -> asyncio.Transport | None:
+    """The TCP transport under an open WebSocket response, or None.
+
+    Relies on: aiohttp's ``WebSocketResponse._writer`` (a ``WebSocketWriter``, set by
+    ``prepare``) and its ``transport``, which is closing once the socket closed:
+    check ``is_closing()`` before writing."""
+    writer = ws._writer if ws is not None else None
+    return writer.transport if writer is not None else None  # type: ignore[return-value]
+
+
+def writing_paused(ws: WebSocketResponse) -> bool:
+    """Whether the transport asked aiohttp to stop writing (its buffer is full): then
+    the Engine.IO writer may be waiting to drain with packets in hand.
+
+    Relies on: ``WebSocketWriter.protocol`` being aiohttp's ``BaseProtocol``, whose
+    ``writing_paused`` follows ``pause_writing``/``resume_writing``."""
+    writer = ws._writer
+    return writer is None or bool(writer.protocol.writing_paused)

@@ -32,7 +32,8 @@ from orders.shows import holds_host_role
 from rooms import engineio_hooks
 from rooms import reactions as reactions_mod
 from rooms.admission import AddressCounts, AnonymousKeys, EngineGate, TapBudget, request_address
-from rooms.batching import WS_ATTR, Broadcaster, RoomWebSocket
+from rooms.batching import Broadcaster
+from rooms.engineio_hooks import WS_ATTR
 from rooms.bus import LocalBus, RedisBus
 from rooms.chat import Author, ChatWriter
 from rooms.joining import JoinState
@@ -135,11 +136,9 @@ class Rooms:
             engineio_logger=False,
         )
         eio = self.sio.eio
-        eio._async = {**eio._async, "websocket": RoomWebSocket}
+        engineio_hooks.use_frame_websocket(eio)  # the broadcaster's direct frame writes
         # nginx routes polling requests and the upgrade by this prefix (deploy/nginx).
-        generate = eio.generate_id
-        prefix = f"{settings.node_name}."
-        eio.generate_id = lambda: prefix + generate()
+        engineio_hooks.prefix_session_ids(eio, f"{settings.node_name}.")
         self.broadcaster = Broadcaster(settings.room_batch_window, on_slow=self._drop_slow)
         self.events = SocketEvents(self)
         self.reactions = Reactions()
@@ -237,7 +236,7 @@ class Rooms:
             task.cancel()
         for sock in sockets:
             ws = getattr(sock, WS_ATTR, None)
-            transport = ws._writer.transport if ws is not None and ws._writer is not None else None
+            transport = engineio_hooks.websocket_transport(ws)
             if transport is not None and not transport.is_closing():
                 transport.abort()
 

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from orders.db import Database
 from orders.models import Show, User
 from rooms.models import ChatMessage
-from rooms.batching import WS_ATTR
+from rooms.engineio_hooks import WS_ATTR, websocket_transport
 from rooms.server import ROOMS
 from tests.rooms.conftest import ADMIN, BUYER, HOST, MEMBER, SHOW, query
 from web.appkeys import EVENTS, VIEWER_COUNT
@@ -236,7 +236,7 @@ async def test_client_reconnecting_by_itself_resumes_from_its_last_message(serve
     buyer.client.on("connect", lambda: reconnected.set())
     missed = await host.call("chat", {"text": "missed"})
     ws = getattr(rooms.eio_socket(sid), WS_ATTR)
-    ws._writer.transport.abort()
+    websocket_transport(ws).abort()
 
     await asyncio.wait_for(reconnected.wait(), 10)
     state = await buyer.next("state", lambda s: any(m["id"] == missed["id"] for m in s["chat"]))
