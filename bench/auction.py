@@ -50,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import load_average  # noqa: E402
 from bench.chat import (  # noqa: E402
     client_frame,
     cpu_seconds,
@@ -73,10 +74,6 @@ def pct(values: list[float], q: float) -> float:
         return float("nan")
     values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 # --- set-up ------------------------------------------------------------------------------
@@ -578,7 +575,7 @@ async def bench(args: argparse.Namespace) -> None:
         people = await prepare(url, args.bidders)
         ids = [u for u, _ in people]
         print(f"live auction and flash deal: {len(ids)} bidders/buyers, two processes, PostgreSQL + Redis; "
-              f"load average before: {loadavg()} (a shared machine: figures vary run to run)")
+              f"load average before: {load_average()} (a shared machine: figures vary run to run)")
         print()
         print(f"1. every bidder bids twice as the lot enters its last {WINDOW:.0f} s (released together), "
               f"domain path, two worker processes (half proxy maxima, half one tap)")
@@ -620,7 +617,7 @@ async def bench(args: argparse.Namespace) -> None:
             for kind in d["kinds"]:
                 print(f"  error: {kind}")
         print()
-        print(f"load average after: {loadavg()}")
+        print(f"load average after: {load_average()}")
     finally:
         redis_proc.terminate()
         redis_proc.wait()

@@ -48,6 +48,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 from sqlalchemy import select, update  # noqa: E402
 
+from bench.harness import percentile  # noqa: E402
 from orders.db import Database  # noqa: E402
 from orders.demo import load_demo  # noqa: E402
 from orders.models import Order, OrderStatus, Product  # noqa: E402
@@ -59,11 +60,6 @@ SECRET_KEY = "sk_test_bench"
 WEBHOOK_SECRET = "whsec_bench"
 PASSWORD = "bench-password-7f3a"
 PRODUCT = "Yuja Honey Tea 1kg"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 async def pg(sql: str) -> None:

@@ -58,6 +58,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import load_average, machine_busy, percentile, process_cpu  # noqa: E402
+
 MARKER = b'["chat",'
 PING_FRAME = b"\x81\x012"  # server text frame "2" (Engine.IO ping)
 PONG_FRAME = b"\x81\x81\x00\x00\x00\x003"  # masked client text frame "3", zero mask
@@ -85,16 +87,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def machine_busy() -> float:
-    """CPU seconds spent by everything on the machine (all tenants), from /proc/stat."""
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+cpu_seconds = process_cpu  # the name the other benchmarks import
 
 
 # --- the bare server ---------------------------------------------------------------
@@ -532,13 +525,6 @@ class Step:
         return self.delivered >= 0.95 * self.offered and self.p99 < 1000 and self.lost_clients == 0
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 class Load:
     """The load-generator processes, shared by every server of one size."""
 
@@ -622,7 +608,7 @@ async def run_step(servers: Servers, sending: list[Sender], load: Load, clients:
     after, latencies, _, after_load = await load.snapshot(servers.name)
     window = time.monotonic() - t0
     cpu = (sum(cpu_seconds(pid) for pid in servers.pids()) - before_cpu) / window
-    machine = (machine_busy() - before_machine) / window
+    machine = (machine_busy()[0] - before_machine[0]) / window
     load_cpu = (after_load + time.process_time() - before_load) / window
     stop.set()
     await sender_task
@@ -692,10 +678,6 @@ def best_effort(steps: list[Step]) -> Step:
     return max(steps, key=lambda s: s.delivered)
 
 
-def loadavg() -> str:
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
 async def bench(args: argparse.Namespace) -> None:
     resource.setrlimit(resource.RLIMIT_NOFILE, (20000, 20000))
     sizes = [args.clients]
@@ -706,7 +688,7 @@ async def bench(args: argparse.Namespace) -> None:
     configs = args.only.split(",")
     began = time.monotonic()
     print(f"chat fan-out: {args.senders} senders, {args.duration:g} s per step, {args.workers} load processes, "
-          f"{os.cpu_count()} CPUs shared; /proc/loadavg at start {loadavg()}", flush=True)
+          f"{os.cpu_count()} CPUs shared; /proc/loadavg at start {load_average()}", flush=True)
     quota = CpuQuota(args.cpu_quota) if args.cpu_quota else None
     if quota:
         print(f"every server process capped at {args.cpu_quota:g} of a core (its own cgroup)", flush=True)
@@ -748,7 +730,7 @@ async def bench(args: argparse.Namespace) -> None:
             redis_proc.terminate()
             redis_proc.wait()
     print_table(results, args.senders)
-    print(f"\nwall {time.monotonic() - began:.0f} s; /proc/loadavg at end {loadavg()}")
+    print(f"\nwall {time.monotonic() - began:.0f} s; /proc/loadavg at end {load_average()}")
 
 
 def print_table(results: dict[int, dict[str, list[Step]]], senders: int) -> None:

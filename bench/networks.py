@@ -84,9 +84,9 @@ from bench.relay import (  # noqa: E402
     SHOW,
     encode_media,
     ensure_loopback_namespace,
-    load_average,
     publisher_process,
 )
+from bench.harness import load_average, process_cpu  # noqa: E402
 
 PUBLISHER_FPS = 30
 RUNS = ("single", "simulcast")
@@ -680,12 +680,6 @@ class StatsPoller:
         return totals
 
 
-def _process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _publisher_frames(conn: Any) -> tuple[float, int]:
     conn.send("frames")
     _, at, frames = conn.recv()
@@ -725,12 +719,12 @@ def run(args: argparse.Namespace, media: Path, kind: str, first_index: int) -> d
         start = time.monotonic()
         end = start + args.seconds
         published_before = _publisher_frames(publisher_conn)
-        cpu_before = _process_cpu(server_pid), _process_cpu(publisher.pid)
+        cpu_before = process_cpu(server_pid), process_cpu(publisher.pid)
         for _, conn in viewers:
             conn.send(("measure", start, end))
         time.sleep(max(0.0, end - time.monotonic()))
         published_after = _publisher_frames(publisher_conn)
-        cpu_after = _process_cpu(server_pid), _process_cpu(publisher.pid)
+        cpu_after = process_cpu(server_pid), process_cpu(publisher.pid)
         publisher_fps = (published_after[1] - published_before[1]) / (published_after[0] - published_before[0])
         rows = []
         for link, conn in viewers:

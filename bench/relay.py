@@ -61,12 +61,13 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench.harness import load_average, machine_busy, percentile, process_cpu  # noqa: E402,F401
+
 SHOW = 1
 FPS = 30
 WIDTH, HEIGHT = 1280, 720
 VIDEO_BITRATE = 1_500_000
 LOOP_SECONDS = 2
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- namespace ---------------------------------------------------------------------------
@@ -595,29 +596,6 @@ async def _viewers(url: str, conn: Any) -> None:
 
 
 # --- orchestration -------------------------------------------------------------------------
-
-
-def process_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def load_average() -> str:
-    """/proc/loadavg's 1, 5 and 15 minute figures: how busy the shared machine was."""
-    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-
-
-def machine_busy() -> tuple[float, float]:
-    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    idle = values[3] + values[4]
-    return sum(values) - idle, sum(values)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
 
 
 def fetch_stats(url: str) -> dict[str, Any]:
