@@ -39,7 +39,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 import stripe
 from babel.numbers import get_currency_precision
 
@@ -162,7 +161,8 @@ class StripeProvider:
         self._order_url = public_url.rstrip("/") + order_path
         # The library's own asyncio client; never its global `stripe.api_key` / `api_base`,
         # so two apps in one process (tests, several shops) keep their own settings.
-        self._http = stripe.AIOHTTPClient(timeout=aiohttp.ClientTimeout(total=timeout))
+        # A float: aiohttp takes it as its total timeout (orders imports no transport).
+        self._http = stripe.AIOHTTPClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base.rstrip("/")} if api_base else None,
