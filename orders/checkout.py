@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from orders import coupons
 from orders.addresses import AddressNotFound, country_name, get_address
 from orders.errors import Conflict, Invalid, NotFound
 from orders.lifecycle import IllegalTransition
@@ -123,6 +124,8 @@ async def check_out(session: AsyncSession, order_id: int, buyer_id: int, address
         shipping, incoterm = priced.amount, priced.incoterm
         duty = duties(goods, priced.duty_rate_bp)
     total = checked_total(goods + shipping + (duty or 0), 1, field="address_id")
+    # Less its discount lines (a coupon, points: orders/coupons.py), never below 0.
+    total = max(0, total - await coupons.discount_total(session, order.id))
     values: dict[str, object] = {f"ship_{name}": getattr(address, name) for name in SHIP_TO}
     values.update(shipping_amount=shipping, duties_amount=duty, incoterm=incoterm, total=total, updated_at=at)
     # Compare-and-set: a payment that started (or a sweep that expired the order) since
@@ -164,6 +167,8 @@ async def summary(session: AsyncSession, order: Order, offer: Callable[[str], It
         "duties_note": note,
         "total": order.total,
         "currency": order.currency,
+        # Discount lines (orders/coupons.py): {coupon: {amount, code} | null, points: amount | null}
+        "discounts": (await coupons.discounts_of(session, [order.id])).get(order.id, {"coupon": None, "points": None}),
         "expires_at": order.expires_at.isoformat() if order.expires_at else None,
         "payable": checked and order.status is OrderStatus.pending,
         "payment_providers": sorted(offer(order.currency)),

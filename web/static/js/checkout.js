@@ -85,6 +85,7 @@ function renderTotals() {
 function render() {
   renderAddresses();
   renderTotals();
+  renderDiscounts(); // coupons and points (issue 17)
   countdown();
 }
 
@@ -163,6 +164,64 @@ $('pay-form').addEventListener('submit', async (event) => {
   );
   setPayable(true);
 });
+
+// --- coupons and points (issue 17, items 3 and 5) -------------------------------------
+
+function renderDiscounts() {
+  const lines = summary.discounts || { coupon: null, points: null };
+  $('coupon-row').hidden = !lines.coupon;
+  if (lines.coupon) {
+    $('coupon-discount').textContent = text.coupon_line
+      .replace('{code}', lines.coupon.code).replace('{amount}', money(lines.coupon.amount));
+  }
+  $('points-row').hidden = !lines.points;
+  if (lines.points) $('points-discount').textContent = `−${money(lines.points)}`;
+  $('coupon-form').hidden = Boolean(lines.coupon) || summary.status !== 'pending';
+  $('points-form').hidden = Boolean(lines.points) || summary.status !== 'pending';
+}
+
+async function loadWallet() {
+  const [vouchers, mileage] = await Promise.all([api('GET', '/api/me/vouchers'), api('GET', '/api/me/mileage')]);
+  if (vouchers.ok) {
+    for (const voucher of vouchers.data.filter((v) => v.currency === summary.currency)) {
+      const off = voucher.kind === 'percent'
+        ? new Intl.NumberFormat(page.locale || undefined, { style: 'percent' }).format(voucher.percent_bp / 10000)
+        : money(voucher.amount);
+      $('coupon-wallet').append(el('option', { value: voucher.id }, `${voucher.code} (−${off})`));
+    }
+  }
+  if (mileage.ok) {
+    $('points-balance').textContent = text.points_balance
+      .replace('{points}', String(mileage.data.balance)).replace('{unit}', formatMoney(1, mileage.data.currency));
+  }
+}
+
+async function applyDiscount(form, url, body) {
+  clearErrors(form);
+  const reply = await api('POST', url, body);
+  if (!reply.ok) {
+    showErrors(form, reply.data);
+    return;
+  }
+  summary = reply.data;
+  render();
+}
+
+$('coupon-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const picked = form.elements.voucher_id.value;
+  const body = picked ? { voucher_id: Number(picked) } : { code: form.elements.code.value.trim() };
+  applyDiscount(form, `/api/orders/${orderId}/coupon`, body);
+});
+
+$('points-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  applyDiscount(form, `/api/orders/${orderId}/points`, { points: Number(form.elements.points.value) });
+});
+
+loadWallet();
 
 render();
 timer = setInterval(countdown, 1000);
