@@ -15,6 +15,16 @@ Exactness: the live state never lets more than `units` be taken, nor more than t
 limit by one buyer, whichever nodes they buy on; the desk never lets the product go
 below zero. The deal ends at its time or when its last unit is sold (`close`), exactly
 once (a conditional UPDATE of its row); after that its price no longer applies.
+
+Retries. A client may send its own idempotency key with a buy: a retry after a lost
+answer gets the order the first attempt made (looked up before the live state is
+asked; a retry racing its original is caught by the desk's key and its take given
+back), so it never buys twice.
+
+Given back. A buy whose order is later cancelled or expired while the deal runs gives
+its units and the buyer's count back to the live state (`give_back_released`, run by
+every node's selling sweeper): its `flash_deal_buys` row is marked `returned_at` with a
+conditional UPDATE first, so each buy is given back once whichever nodes sweep.
 """
 
 from __future__ import annotations
@@ -43,18 +53,22 @@ from orders.models import (
     DealStatus,
     FlashDeal,
     FlashDealBuy,
+    Order,
+    OrderStatus,
     Product,
     ProductKind,
     Segment,
     SegmentProduct,
     utcnow,
 )
-from orders.ordering import OrderDesk, OrderRequest, Placed
+from orders.ordering import IdempotencyMismatch, OrderDesk, OrderRequest, Placed, committee_codes, order_public
 
 MIN_SECONDS = 10
 MAX_SECONDS = 20 * 60
 MAX_COUNTDOWN = 10 * 60
 MAX_PRICE = 2**53 - 1  # exact in the live state's Lua numbers
+MAX_CLIENT_KEY = 64  # a client's idempotency key; the desk's key is `deal-<id>-<key>` (100 at most)
+RELEASED = (OrderStatus.cancelled, OrderStatus.expired)
 
 
 class NotInLineup(Invalid):
@@ -214,30 +228,91 @@ class FlashDeals:
         return deal_public(deal, await self.counters.deal_left(deal_id), name)
 
     async def buy(self, desk: OrderDesk, deal_id: int, buyer_id: int, quantity: int, *,
-                  show_id: int | None = None) -> Bought:
-        """A pending order at the deal price, or a refusal that took nothing.
+                  show_id: int | None = None, key: str | None = None) -> Bought:
+        """A pending order at the deal price, or a refusal that took nothing. With the
+        client's `key`, a repeat returns the order the first made (`placed.created` False).
 
         Raises DealNotOpen, DealEnded, DealSoldOut, DealLimit, NotFound, or what the
-        order desk refuses (SoldOut, Invalid)."""
+        order desk refuses (SoldOut, Invalid, IdempotencyMismatch)."""
         if quantity < 1:
             raise Invalid("quantity must be at least 1", field="quantity")
+        if key is not None and not (1 <= len(key) <= MAX_CLIENT_KEY and key.isascii() and key.isprintable()
+                                    and " " not in key):
+            raise Invalid(f"an idempotency key is 1 to {MAX_CLIENT_KEY} printable ASCII characters, no spaces",
+                          field="idempotency_key")
         deal, name = await self.get(deal_id)
         if show_id is not None and deal.show_id != show_id:
             raise NotFound(f"no deal {deal_id} in this show")
+        request = OrderRequest(
+            buyer_id=buyer_id, idempotency_key=f"deal-{deal_id}-{key or uuid.uuid4().hex}",
+            product_id=deal.product_id, quantity=quantity, show_id=deal.show_id, unit_price=deal.price)
+        if key is not None:
+            stored = await self._stored(request)
+            if stored is not None:  # a retry: nothing taken, the first attempt's order
+                left = await self.counters.deal_left(deal_id)
+                return Bought(stored, left if left is not None else 0, deal_public(deal, left, name))
         take = await self.counters.deal_take(deal_id, buyer_id, quantity)
         if take.verdict != OK:
             raise _refusal(take.verdict, deal, take.left, take.bought)
         try:
-            placed = await desk.place(OrderRequest(
-                buyer_id=buyer_id, idempotency_key=f"deal-{deal_id}-{uuid.uuid4().hex}", product_id=deal.product_id,
-                quantity=quantity, show_id=deal.show_id, unit_price=deal.price))
+            placed = await desk.place(request)
         except BaseException:
             await self.counters.deal_give_back(deal_id, buyer_id, quantity)
             raise
+        if not placed.created:  # its original, running beside it, made the order: this take was extra
+            left = await self.counters.deal_give_back(deal_id, buyer_id, quantity)
+            return Bought(placed, left, deal_public(deal, left, name))
         async with self.db.transaction() as session:
             session.add(FlashDealBuy(deal_id=deal_id, buyer_id=buyer_id, quantity=quantity,
                                      order_id=placed.order["id"], at=utcnow()))
         return Bought(placed, take.left, deal_public(deal, take.left, name))
+
+    async def _stored(self, request: OrderRequest) -> Placed | None:
+        """The order an earlier buy with this key made (as the desk would replay it)."""
+        async with self.db.session() as session:
+            order = await session.scalar(select(Order).where(
+                Order.buyer_id == request.buyer_id, Order.idempotency_key == request.idempotency_key))
+            if order is None:
+                return None
+            if order.request_hash != request.fingerprint():
+                raise IdempotencyMismatch("this idempotency key was used for a different buy",
+                                          field="idempotency_key")
+            codes = await committee_codes(session, {order.committee_id})
+        return Placed(order_public(order, codes.get(order.committee_id)), None, False)  # type: ignore[arg-type]
+
+    async def give_back_released(self, now: datetime | None = None) -> list[dict[str, Any]]:
+        """Give the units and the buyer's count of each buy whose order was cancelled or
+        expired back to its running deal, once (the row is claimed first). The states of
+        the deals that changed."""
+        now = now or utcnow()
+        async with self.db.transaction() as session:
+            rows = (await session.execute(
+                select(FlashDealBuy.id, FlashDealBuy.deal_id, FlashDealBuy.buyer_id, FlashDealBuy.quantity)
+                .join(Order, Order.id == FlashDealBuy.order_id)
+                .join(FlashDeal, FlashDeal.id == FlashDealBuy.deal_id)
+                .where(FlashDeal.status == DealStatus.open, FlashDealBuy.returned_at.is_(None),
+                       Order.status.in_(RELEASED)))).all()
+            if not rows:
+                return []
+            claimed = set(await session.scalars(
+                update(FlashDealBuy)
+                .where(FlashDealBuy.id.in_([r.id for r in rows]), FlashDealBuy.returned_at.is_(None))
+                .values(returned_at=now).returning(FlashDealBuy.id)
+                .execution_options(synchronize_session=False)))
+        # After the commit: a crash here loses a give-back (the buyer may buy less),
+        # never gives one twice (which could let a buyer past the limit).
+        changed: set[int] = set()
+        for row in rows:
+            if row.id in claimed:
+                await self.counters.deal_give_back(row.deal_id, row.buyer_id, row.quantity)
+                changed.add(row.deal_id)
+        states = []
+        for deal_id in sorted(changed):
+            left = await self.counters.deal_left(deal_id)
+            if left is not None:  # its live state is gone: nothing to tell
+                deal, name = await self.get(deal_id)
+                states.append(deal_public(deal, left, name))
+        return states
 
     async def close(self, deal_id: int, *, force: bool = False, now: datetime | None = None
                     ) -> dict[str, Any] | None:

@@ -1,4 +1,4 @@
-"""Socket.IO events of live selling: flash deals and live auctions in the show room.
+"""Socket.IO events of live selling: flash deals, live auctions and giveaways in the show room.
 
 Thin, like rooms/events.py: parse, authorise, call orders/flash_deals.py or
 orders/auctions.py, broadcast `deal_state` / `auction_state` to the show room, ack.
@@ -12,6 +12,9 @@ timer to its end (re-armed when a late bid extends the lot), and every node swee
 database each second for deals and lots past their time, so a node that dies does not
 leave one open. Closing is decided once (the live state, then a conditional UPDATE):
 whichever node gets there first announces the end and places the winner's order.
+Giveaways follow the same pattern (orders/giveaways.py): the opening node's timer and
+every node's sweeper try the draw, the database's conditional UPDATE lets one draw.
+The sweeper also gives cancelled or expired deal orders back to their running deal.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from orders.auctions import AuctionTerms, Auctions
 from orders.errors import DomainError, Forbidden, Invalid, Unauthorized, Unavailable
 from orders.events import send_committed
 from orders.flash_deals import DealTerms, FlashDeals
+from orders.giveaways import Giveaways, GiveawayTerms
 from orders.live_counters import LiveCounters, MemoryCounters, RedisCounters
 from orders.models import AuctionMode, Show, User
 from orders.ordering import OrderDesk, Placed
@@ -62,6 +66,8 @@ class DealStartIn(Payload):
 class DealBuyIn(Payload):
     deal_id: Id
     quantity: int = Field(default=1, ge=1, le=1_000_000)
+    # The client's own key: a retry after a lost ack returns the first attempt's order.
+    idempotency_key: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,64}$")
 
 
 class DealEndIn(Payload):
@@ -86,6 +92,17 @@ class BidIn(Payload):
 class SetMaxIn(Payload):
     auction_id: Id
     max: int = Field(ge=1, le=2**53 - 1)
+
+
+class GiveawayOpenIn(Payload):
+    product_id: Id
+    seconds: int
+    only: Literal["everyone", "buyers", "coview"] = "everyone"
+    coview: str | None = Field(default=None, min_length=1, max_length=32)  # the room's invite code
+
+
+class GiveawayIn(Payload):
+    giveaway_id: Id
 
 
 class Empty(Payload):
@@ -132,6 +149,7 @@ class Selling:
         self.counters: LiveCounters | None = None
         self.deals: FlashDeals | None = None
         self.auctions: Auctions | None = None
+        self.giveaways: Giveaways | None = None
         self.mutes = MuteCheck(rooms)
         self._timers: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._latest: dict[tuple[str, int], tuple[int, dict[str, Any]] | None] = {}
@@ -149,6 +167,7 @@ class Selling:
         self.counters = RedisCounters(redis) if redis is not None else MemoryCounters()
         self.deals = FlashDeals(self.app[DB], self.counters)
         self.auctions = Auctions(self.app[DB], self.counters)
+        self.giveaways = Giveaways(self.app[DB])
         self._sweeper = asyncio.create_task(self._sweep(), name="selling-sweeper")
 
     async def stop(self) -> None:
@@ -165,7 +184,7 @@ class Selling:
     # --- broadcasting ---------------------------------------------------------------
 
     def emit(self, show_id: int, event: str, data: dict[str, Any]) -> None:
-        if event == "deal_state":  # the clients' countdowns run from the server's now
+        if event in ("deal_state", "giveaway_state"):  # the clients' countdowns run from the server's now
             data = {**data, "server_ms": int(time.time() * 1000)}
         self.rooms.broadcaster.emit(show_room(show_id), event, data)
 
@@ -217,6 +236,12 @@ class Selling:
         while True:
             await asyncio.sleep(max(0.0, delay))
             try:
+                if kind == "giveaway":
+                    if await self.draw_giveaway(ident) or tries >= 3:
+                        return
+                    tries += 1  # this node's clock a hair early, or drawn elsewhere: look again
+                    delay = 0.1
+                    continue
                 if kind == "deal":
                     if await self.end_deal(ident) is not None or tries >= 3:
                         return
@@ -261,6 +286,19 @@ class Selling:
             await self.order_events(closed.placed, lot.winner_id)
         return True
 
+    async def draw_giveaway(self, giveaway_id: int) -> bool:
+        """Draw if the window has closed; whether this call drew it (announced, order sent)."""
+        assert self.giveaways is not None
+        drawn = await self.giveaways.draw(self.desk, giveaway_id)
+        if drawn is None:
+            return False
+        show_id = await self.giveaways.show_of(giveaway_id)
+        self._latest.pop(("giveaway_state", giveaway_id), None)  # nothing stale after the draw
+        self.emit(show_id, "giveaway_result", drawn.result)
+        if drawn.placed is not None and drawn.result["winner"] is not None:
+            await self.order_events(drawn.placed, drawn.result["winner"]["id"])
+        return True
+
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(SWEEP_INTERVAL)
@@ -276,6 +314,17 @@ class Selling:
                     lot, _ = await self.auctions.get(auction_id)
                     if placed is not None and lot.winner_id is not None:
                         await self.order_events(placed, lot.winner_id)
+                assert self.giveaways is not None
+                for giveaway_id in await self.giveaways.due():  # the window in the row is final
+                    await self.draw_giveaway(giveaway_id)
+                for giveaway_id in await self.giveaways.unfinished():
+                    placed, _ = await self.giveaways.finish(self.desk, giveaway_id)
+                    if placed is not None and placed.created:  # else the drawer, still at it, made it
+                        winner = (await self.giveaways.result(giveaway_id))["winner"]
+                        await self.order_events(placed, winner["id"])
+                for state in await self.deals.give_back_released():
+                    deal, _ = await self.deals.get(state["id"])
+                    self.emit_latest(deal.show_id, "deal_state", state["id"], state)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the next sweep tries again
@@ -342,9 +391,10 @@ def register(rooms: Rooms, app: web.Application) -> None:
     @on("selling_state")
     async def selling_state(conn: Conn, data: Any) -> dict[str, Any]:
         parse(Empty, data)
-        assert selling.deals is not None and selling.auctions is not None
+        assert selling.deals is not None and selling.auctions is not None and selling.giveaways is not None
         return {"deals": await selling.deals.running(conn.show_id),
-                "auctions": await selling.auctions.running(conn.show_id)}
+                "auctions": await selling.auctions.running(conn.show_id),
+                "giveaways": await selling.giveaways.running(conn.show_id)}
 
     # --- flash deals ----------------------------------------------------------------
 
@@ -376,7 +426,9 @@ def register(rooms: Rooms, app: web.Application) -> None:
         signed_in(conn, "buy")
         assert selling.deals is not None and conn.author is not None
         bought = await selling.deals.buy(selling.desk, body.deal_id, conn.author.id, body.quantity,
-                                         show_id=conn.show_id)
+                                         show_id=conn.show_id, key=body.idempotency_key)
+        if not bought.placed.created:  # a retry: the first attempt's order, nothing sent again
+            return {"order": bought.placed.order, "left": bought.left, "replayed": True}
         selling.emit_latest(conn.show_id, "deal_state", body.deal_id, bought.deal)
         await selling.order_events(bought.placed, conn.author.id)
         if bought.left <= 0:
@@ -421,6 +473,39 @@ def register(rooms: Rooms, app: web.Application) -> None:
     async def set_max(conn: Conn, data: Any) -> dict[str, Any]:
         body = parse(SetMaxIn, data)
         return await place_bid(conn, body.auction_id, body.max, "max")
+
+    # --- giveaways -------------------------------------------------------------------
+
+    @on("giveaway_open")
+    async def giveaway_open(conn: Conn, data: Any) -> dict[str, Any]:
+        await host_only(conn)
+        body = parse(GiveawayOpenIn, data)
+        assert selling.giveaways is not None and conn.author is not None
+        giveaway = await selling.giveaways.open(conn.show_id, conn.author.id, GiveawayTerms(
+            product_id=body.product_id, seconds=body.seconds, only=body.only, coview=body.coview))
+        selling.emit(conn.show_id, "giveaway_state", giveaway)
+        selling.arm("giveaway", giveaway["id"], body.seconds)
+        return {"giveaway": giveaway}
+
+    @on("giveaway_enter")
+    async def giveaway_enter(conn: Conn, data: Any) -> dict[str, Any]:
+        body = parse(GiveawayIn, data)
+        signed_in(conn, "enter")
+        assert selling.giveaways is not None and conn.author is not None
+        state = await selling.giveaways.enter(body.giveaway_id, conn.author.id, show_id=conn.show_id,
+                                              coview_id=conn.coview_id)
+        selling.emit_latest(conn.show_id, "giveaway_state", body.giveaway_id, state)
+        return {"entries": state["entries"]}
+
+    @on("giveaway_entries")
+    async def giveaway_entries(conn: Conn, data: Any) -> dict[str, Any]:
+        """After the draw: the result and the entry list, so anyone can check the draw."""
+        body = parse(GiveawayIn, data)
+        assert selling.giveaways is not None
+        if await selling.giveaways.show_of(body.giveaway_id) != conn.show_id:
+            raise Invalid("no such giveaway in this show", field="giveaway_id")
+        return {"result": await selling.giveaways.result(body.giveaway_id),
+                "entrants": await selling.giveaways.entrants(body.giveaway_id)}
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         await selling.start()

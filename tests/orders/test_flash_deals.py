@@ -240,3 +240,80 @@ async def test_concurrent_buyers_never_get_more_than_offered_nor_more_than_the_l
     assert statuses == {OrderStatus.pending}
     assert await stock(shop_db) == 100
     assert (await deals.state(deal["id"]))["left"] == 0
+
+
+# --- given back, plain orders during a deal, retries (issue 17 leftovers) ----------------
+
+async def test_a_cancelled_deal_order_gives_the_buyers_count_and_its_units_back_once(shop_db, desk):
+    from orders.lifecycle import move
+
+    deals = FlashDeals(shop_db, MemoryCounters())
+    deal = await deals.start(SHOW, HOST, terms(units=10, per_buyer_limit=2))
+    first = await deals.buy(desk, deal["id"], BUYER, 2)
+    async with shop_db.transaction() as session:
+        await move(session, first.placed.order["id"], OrderStatus.cancelled, datetime.now(timezone.utc))
+
+    states = await deals.give_back_released()
+    again = await deals.give_back_released()  # the next sweep, or another node's
+    rebought = await deals.buy(desk, deal["id"], BUYER, 2)
+
+    assert [s["left"] for s in states] == [10] and again == []
+    assert rebought.left == 8 and rebought.placed.order["unit_price"] == 700
+
+
+async def test_an_expired_deal_order_lets_its_buyer_buy_again_within_the_limit(shop_db, desk, counters):
+    from orders.expiry import expire_due
+
+    deals = FlashDeals(shop_db, counters)
+    deal = await deals.start(SHOW, HOST, terms(units=10, per_buyer_limit=1))
+    await deals.buy(desk, deal["id"], BUYER, 1)
+    with pytest.raises(DealLimit):
+        await deals.buy(desk, deal["id"], BUYER, 1)
+    expired = await expire_due(shop_db, datetime.now(timezone.utc) + timedelta(hours=1))
+
+    await deals.give_back_released()
+    rebought = await deals.buy(desk, deal["id"], BUYER, 1)
+
+    assert [e.order["status"] for e in expired] == ["expired"]
+    assert rebought.placed.order["status"] == "pending" and rebought.left == 9
+
+
+async def test_a_plain_order_of_the_deal_product_in_the_show_is_sent_to_the_deal(shop_db, desk):
+    from orders.ordering import UseTheDeal
+
+    deals = FlashDeals(shop_db, MemoryCounters())
+    deal = await deals.start(SHOW, HOST, terms(price=700))
+
+    with pytest.raises(UseTheDeal) as refused:
+        await desk.place(OrderRequest(buyer_id=BUYER, idempotency_key="plain-in-show", product_id=GREEN_TEA,
+                                      quantity=1, show_id=SHOW))
+    elsewhere = await desk.place(OrderRequest(buyer_id=BUYER, idempotency_key="plain-catalog",
+                                              product_id=GREEN_TEA, quantity=1))
+
+    assert (refused.value.code, refused.value.detail["deal_id"]) == ("use_flash_deal", deal["id"])
+    assert elsewhere.order["unit_price"] == 1500  # outside the show: the list price, as before
+    assert await stock(shop_db) == 119
+
+
+async def test_a_retried_buy_with_the_clients_key_returns_the_same_order_and_takes_nothing(shop_db, desk):
+    deals = FlashDeals(shop_db, MemoryCounters())
+    deal = await deals.start(SHOW, HOST, terms(units=10, per_buyer_limit=2))
+    first = await deals.buy(desk, deal["id"], BUYER, 2, key="tap-1")
+
+    retry = await deals.buy(desk, deal["id"], BUYER, 2, key="tap-1")
+
+    assert retry.placed.order["id"] == first.placed.order["id"] and retry.placed.created is False
+    assert retry.left == 8 and await stock(shop_db) == 118
+
+
+async def test_simultaneous_retries_with_one_key_make_one_order(shop_db, desk, counters):
+    deals = FlashDeals(shop_db, counters)
+    deal = await deals.start(SHOW, HOST, terms(units=10, per_buyer_limit=3))
+
+    results = await asyncio.gather(*(deals.buy(desk, deal["id"], BUYER, 1, key="tap-x") for _ in range(3)),
+                                   return_exceptions=True)
+
+    ids = {r.placed.order["id"] for r in results if not isinstance(r, BaseException)}
+    assert len(ids) == 1 and all(not isinstance(r, BaseException) for r in results)
+    assert await stock(shop_db) == 119
+    assert (await deals.state(deal["id"]))["left"] == 9

@@ -1,10 +1,11 @@
-// Live selling on the show's socket: the studio's deal and auction controls and the
-// watch page's widget (countdown, units left, current price, leader, clock, Bid / Set
-// max). The server decides every time limit; the clock shown here is only the server's
+// Live selling on the show's socket: the studio's deal, auction and giveaway controls
+// and the watch page's widget (countdown, units left, current price, leader, clock, Bid
+// / Set max; a giveaway's Enter, its entries, the winner and the draw's proof). The
+// server decides every time limit; the clock shown here is only the server's
 // end minus the server's now (sent with each state), counted down locally.
 // Text comes from #selling-text (web/templates/_selling.html) and goes in with
 // textContent only.
-import { $, ackError, formatMoney, page, toMinor } from './page.js';
+import { $, ackError, formatMoney, page, say as sayIn, toMinor } from './page.js';
 
 const node = document.getElementById('selling-text');
 const text = node ? JSON.parse(node.textContent || '{}') : {};
@@ -14,6 +15,7 @@ const say = (key, vars = {}) =>
 let offset = 0; // server clock − this clock, in ms, from the last state that carried it
 let deal = null;
 let lot = null;
+let giveaway = null;
 let me = null;
 
 const serverNow = () => Date.now() + offset;
@@ -38,9 +40,13 @@ function refusal(reply) {
     case 'deal_not_open':
     case 'seller_cannot_bid':
     case 'already_leading':
+    case 'already_entered':
+    case 'not_eligible':
+    case 'host_cannot_enter':
       return say(reply.error);
     case 'deal_ended':
     case 'auction_ended':
+    case 'giveaway_ended':
       return say('over');
     default: return ackError(reply);
   }
@@ -87,8 +93,43 @@ function showLot(state) {
   tick();
 }
 
+// A giveaway: its state while it takes entries, then its one result (never undone).
+function showGiveaway(state) {
+  if (!$('giveaway-widget')) return;
+  if (giveaway && giveaway.id === state.id && giveaway.status !== 'open' && state.status === 'open') return;
+  syncClock(state);
+  giveaway = giveaway && giveaway.id === state.id ? { ...giveaway, ...state } : { ...state };
+  $('giveaway-widget').hidden = false;
+  $('giveaway-product').textContent = state.product_name;
+  $('giveaway-only').textContent = state.only === 'buyers' ? say('giveaway_only_buyers')
+    : state.only === 'coview' ? say('giveaway_only_coview') : '';
+  $('giveaway-entries').textContent = say('giveaway_entries', { count: state.entries });
+  $('giveaway-seed-hash').textContent = state.seed_hash;
+  if (state.status !== 'open') {
+    $('giveaway-clock').textContent = '';
+    $('giveaway-seed').textContent = state.seed || '';
+    $('giveaway-entries-hash').textContent = state.entries_hash || '';
+    $('giveaway-index').textContent = state.winner_index ?? '';
+    const won = state.winner && me && state.winner.id === me.id;
+    $('giveaway-winner').textContent = state.winner
+      ? (won ? say('giveaway_you_won') : say('giveaway_won', { name: state.winner.name }))
+      : say(state.status === 'unfulfilled' ? 'giveaway_unfulfilled' : 'giveaway_no_entries');
+  } else {
+    $('giveaway-winner').textContent = '';
+  }
+  tick();
+}
+
 function tick() {
   const now = serverNow();
+  if (giveaway && $('giveaway-clock') && giveaway.status === 'open') {
+    const left = giveaway.closes_ms - now;
+    $('giveaway-clock').textContent = left > 0 ? say('giveaway_closes_in', { time: clock(left) })
+      : say('giveaway_drawing');
+    if ($('giveaway-enter')) $('giveaway-enter').hidden = !(buyer() && left > 0);
+  } else if ($('giveaway-enter')) {
+    $('giveaway-enter').hidden = true;
+  }
   if (deal && $('deal-clock')) {
     const open = deal.status === 'open' && now < deal.ends_ms && deal.left > 0;
     if (!open) $('deal-clock').textContent = say('ended');
@@ -125,7 +166,7 @@ function wireStudio(rt) {
       product_id: whole(f.product_id), price: toMinor(f.price, currencyOf(dealForm)), units: whole(f.units),
       per_buyer_limit: whole(f.per_buyer_limit), seconds: whole(f.seconds), countdown: whole(f.countdown || '0'),
     });
-    dealForm.querySelector('.form-error').textContent = reply.ok ? say('started') : refusal(reply);
+    sayIn(dealForm.querySelector('.form-error'), reply.ok ? say('started') : refusal(reply), reply.ok);
   });
   $('deal-end').addEventListener('click', async () => {
     if (deal) await rt.request('deal_end', { deal_id: deal.id });
@@ -137,7 +178,17 @@ function wireStudio(rt) {
       product_id: whole(f.product_id), start_price: toMinor(f.start_price, currencyOf(lotForm)),
       seconds: whole(f.seconds), mode: f.mode, extend_seconds: whole(f.extend_seconds || '10'),
     });
-    lotForm.querySelector('.form-error').textContent = reply.ok ? say('started') : refusal(reply);
+    sayIn(lotForm.querySelector('.form-error'), reply.ok ? say('started') : refusal(reply), reply.ok);
+  });
+  const giveawayForm = $('giveaway-open');
+  if (!giveawayForm) return;
+  giveawayForm.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const f = fields(giveawayForm);
+    const body = { product_id: whole(f.product_id), seconds: whole(f.seconds), only: f.only };
+    if (f.only === 'coview') body.coview = (f.coview || '').trim();
+    const reply = await rt.request('giveaway_open', body);
+    sayIn(giveawayForm.querySelector('.form-error'), reply.ok ? say('started') : refusal(reply), reply.ok);
   });
 }
 
@@ -146,8 +197,18 @@ function wireViewer(rt) {
     event.preventDefault();
     if (!deal) return;
     const quantity = Number.parseInt($('deal-buy').elements.quantity.value, 10) || 1;
-    const reply = await rt.request('deal_buy', { deal_id: deal.id, quantity });
+    // One key per tap: a retry of this tap after a lost answer returns the same order.
+    const key = `tap-${crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`}`;
+    let reply = await rt.request('deal_buy', { deal_id: deal.id, quantity, idempotency_key: key });
+    if (!reply.ok && (reply.error === 'timeout' || reply.error === 'unavailable')) {
+      reply = await rt.request('deal_buy', { deal_id: deal.id, quantity, idempotency_key: key });
+    }
     status(reply.ok ? say('ordered', { total: formatMoney(reply.order.total, reply.order.currency) }) : refusal(reply));
+  });
+  $('giveaway-enter').addEventListener('click', async () => {
+    if (!giveaway) return;
+    const reply = await rt.request('giveaway_enter', { giveaway_id: giveaway.id });
+    status(reply.ok ? say('giveaway_entered') : refusal(reply));
   });
   $('auction-bid').addEventListener('click', async () => {
     if (!lot) return;
@@ -172,6 +233,7 @@ export function initSelling(rt) {
     if (!reply.ok) return;
     for (const d of reply.deals) showDeal(d);
     for (const a of reply.auctions) showLot(a);
+    for (const g of reply.giveaways || []) showGiveaway(g);
   };
   // Each (re)join: the running deal and lot, whatever was missed while away.
   rt.on('state', (state) => {
@@ -181,6 +243,8 @@ export function initSelling(rt) {
   if (rt.socket.connected) catchUp(); // this module may load after the first state
   rt.on('deal_state', showDeal);
   rt.on('auction_state', showLot);
+  rt.on('giveaway_state', showGiveaway);
+  rt.on('giveaway_result', showGiveaway);
   rt.on('order', (order) => {
     if (lot && order.product_id === lot.product_id && lot.status !== 'open' && order.unit_price === lot.price) {
       status(say('ordered', { total: formatMoney(order.total, order.currency) }));
