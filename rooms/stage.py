@@ -87,6 +87,9 @@ async def pin(session: AsyncSession, show: Show, product_id: int, at: datetime) 
     if in_lineup is None:
         raise NotInLineup(f"product {product.id} is not in this show's line-up; add a segment with it first",
                           field="product_id")
+    # The show's row locked and read again (PostgreSQL): a segment switch committed by
+    # another process before this point is the one this pin is credited to.
+    await session.refresh(show, attribute_names=["current_segment_id"], with_for_update=True)
     await _close_open_pins(session, show.id, at)
     show.pinned_product_id = product.id
     session.add(

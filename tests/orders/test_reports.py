@@ -134,3 +134,117 @@ async def test_another_host_cannot_read_my_show_report(shop):
         await create_user(session, email="host2@livemall.example", password="livemall-demo", name="Host 2",
                           role=Role.host, country="KR")
     assert (await shop.get("/api/reports/shows/1", "host2")).status == 403
+
+
+# --- One definition of a sale, the funnel, the CSV exports (issue 15, item 7) -----------
+
+async def funnel(shop) -> dict:
+    response = await shop.get("/api/reports/funnel", "admin")
+    assert response.status == 200, await response.text()
+    return await response.json()
+
+
+async def csv_rows(shop, path: str, who: str = "admin") -> tuple[bytes, list[list[str]]]:
+    import csv
+    import io
+
+    response = await shop.get(path, who)
+    assert response.status == 200, await response.text()
+    assert response.headers["Content-Type"].startswith("text/csv")
+    raw = await response.read()
+    return raw, list(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")))
+
+
+async def test_revenue_counts_paid_shipped_and_delivered_orders_and_subtracts_refunds(any_shop):
+    shop = any_shop
+    await shop.go_live(segment_id=1)  # food
+    for status_path in (None, "ship", "deliver"):  # 1200 each: paid, shipped, delivered
+        order = await paid(shop, product_id=GREEN_TEA, quantity=1, show_id=1)
+        if status_path:
+            await shop.ship_to(order["id"])
+            assert (await shop.post(f"/api/orders/{order['id']}/ship", "admin")).status == 200
+            if status_path == "deliver":
+                assert (await shop.post(f"/api/orders/{order['id']}/deliver", "admin")).status == 200
+    refunded = await paid(shop, product_id=YUJA_TEA, quantity=2, show_id=1)  # 1980, refunded
+    assert (await shop.post(f"/api/orders/{refunded['id']}/refund", "admin")).status == 200
+    await shop.placed(product_id=YUJA_TEA, quantity=5, show_id=1)  # pending: not a sale
+    cancelled = await shop.placed(product_id=GREEN_TEA, quantity=4, show_id=1)
+    assert (await shop.post(f"/api/orders/{cancelled['id']}/cancel", "buyer")).status == 200
+
+    [food] = [row for row in (await funnel(shop))["sales"] if row["committee"] == "food"]
+
+    assert (food["orders"], food["revenue"]) == (3, 3 * 1200)
+    assert (food["gross"], food["refunded_orders"], food["refunds"]) == (3 * 1200 + 1980, 1, 1980)
+    assert food["revenue"] == food["gross"] - food["refunds"]
+    show = await (await shop.get("/api/reports/shows/1", "admin")).json()
+    assert show["paid_revenue"] == {"USD": 3600} and show["refunds"] == {"USD": 1980}
+
+
+async def test_the_funnel_counts_people_from_viewers_to_paying_buyers(any_shop):
+    shop = any_shop
+    await shop.go_live(segment_id=1)
+    async with shop.db.transaction() as session:  # two anonymous viewers beside the four users
+        session.add_all(ShowViewer(show_id=1, viewer_key=f"anon{i}") for i in range(2))
+    code = await shop.coview()  # the member's room
+    await paid(shop, product_id=GREEN_TEA, show_id=1, coview=code)  # buyer: paid
+    await shop.placed(product_id=GREEN_TEA, show_id=1, coview=code)  # buyer again: one person
+    await paid(shop, product_id=GREEN_TEA, show_id=1)  # …and a third order
+    await shop.placed("admin", product_id=YUJA_TEA, show_id=1)  # admin: ordered, never paid
+    await shop.go_live(segment_id=2)  # cosmetics
+    await shop.placed("member", product_id=SNAIL, show_id=1)
+
+    report = await funnel(shop)
+
+    [show] = [row for row in report["shows"] if row["show_id"] == 1]
+    assert (show["viewers"], show["buyers"], show["paid_buyers"]) == (6, 3, 1)
+    assert show["conversion"] == round(1 / 6, 4)
+    committees = {row["committee"]: row for row in report["committees"]}
+    assert (committees["food"]["viewers"], committees["food"]["buyers"], committees["food"]["paid_buyers"]) == (6, 2, 1)
+    assert (committees["cosmetics"]["buyers"], committees["cosmetics"]["paid_buyers"]) == (1, 0)
+    segments = {row["segment_id"]: row for row in report["segments"]}
+    assert (segments[1]["viewers"], segments[1]["buyers"], segments[1]["paid_buyers"]) == (6, 2, 1)
+    assert (segments[2]["buyers"], segments[2]["paid_buyers"], segments[3]["buyers"]) == (1, 0, 0)
+    [broker] = report["brokers"]
+    assert broker["broker_id"] == MEMBER and (broker["buyers"], broker["paid_buyers"]) == (1, 1)
+    assert broker["viewers"] is None  # who sat in a co-view room is not recorded
+
+
+async def test_csv_export_has_a_bom_quotes_fields_and_neutralises_formulas(any_shop):
+    shop = any_shop
+    hostile = '=HYPERLINK("http://evil.example","click"), then'
+    async with shop.db.transaction() as session:
+        await session.execute(update(Show).where(Show.id == 1).values(title=hostile))
+        await session.execute(update(Committee).where(Committee.code == "food").values(code="-food"))
+    await shop.go_live(segment_id=1)
+    await paid(shop, product_id=GREEN_TEA, quantity=3, show_id=1, coview=await shop.coview())
+
+    raw, rows = await csv_rows(shop, "/api/reports/shows.csv")
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
+    assert rows[0] == ["show_id", "title", "status", "started_at", "viewers", "buyers", "paid_buyers", "conversion"]
+    [show] = [row for row in rows[1:] if row[0] == "1"]
+    assert show[1] == "'" + hostile  # quoted (it holds a comma and quotes) and kept as text
+    assert show[4:7] == ["4", "1", "1"]
+
+    _, sales = await csv_rows(shop, "/api/reports/sales.csv")
+    assert sales[1][:4] == ["'-food", "USD", "1", "36.00"]  # amounts in units, not cents
+
+    raw, brokers_csv = await csv_rows(shop, "/api/reports/brokers.csv")
+    assert "Иван Петров".encode() in raw  # UTF-8 as is: Excel reads it with the BOM
+    assert brokers_csv[1][1:6] == ["Иван Петров", "1", "1", "USD", "1"]
+
+
+async def test_csv_exports_are_for_admins_only(shop):
+    assert (await shop.get("/api/reports/shows.csv")).status == 401
+    assert (await shop.get("/api/reports/shows.csv", "host")).status == 403
+    assert (await shop.get("/api/reports/funnel", "host")).status == 403
+    assert (await shop.get("/api/reports/nothing.csv", "admin")).status == 404
+    _, rows = await csv_rows(shop, "/api/reports/shows/1/segments.csv")
+    assert [row[1] for row in rows[1:]] and rows[0][0] == "segment_id"
+
+
+def test_csv_cell_neutralises_each_formula_start_but_not_numbers():
+    from orders.reports import csv_cell
+
+    for start in "=+-@\t\r":
+        assert csv_cell(start + "1+1") == "'" + start + "1+1"
+    assert csv_cell(-5) == -5 and csv_cell("Kim -1") == "Kim -1" and csv_cell("김민지") == "김민지"

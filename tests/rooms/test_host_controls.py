@@ -3,14 +3,17 @@ them; each change is stored and reaches the room."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import update
 
 from orders.db import Database
 from orders.models import Show
-from tests.rooms.conftest import ADMIN, BUYER, HOST, MEMBER, SHOW, query
+from tests.rooms.conftest import ADMIN, BUYER, HOST, MEMBER, SHOW, load_demo_into, query
 
 CONTROLS = [
     ("pin", {"product_id": 1}),
@@ -208,3 +211,36 @@ async def test_questions_reach_the_host_in_order_and_the_asker_sees_the_answer(s
 async def test_answering_an_unknown_question_is_not_found(server):
     host = await server.join(HOST)
     assert (await host.call("answer", {"question_id": 77}))["error"] == "not_found"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def postgres_or_none(request) -> str | None:
+    """None (the demo SQLite database) or a fresh PostgreSQL one; resolved here, outside
+    the test's event loop, where the PostgreSQL fixtures can run."""
+    return None if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+
+
+async def test_a_pin_sent_right_after_a_segment_switch_is_stored_under_the_new_segment(start, postgres_or_none):
+    # The studio sends `segment` and then `pin` without waiting for the first ack; the
+    # server ran the two handlers at once and the pin could read the show before the
+    # switch committed, crediting the previous committee (issue 15, item 8).
+    if postgres_or_none is not None:
+        await load_demo_into(postgres_or_none)
+    server = await start(postgres_or_none)
+    host = await server.join(HOST)
+    loop = asyncio.get_running_loop()
+    acks = []
+
+    def ack() -> Callable[[Any], None]:
+        future = loop.create_future()
+        acks.append(future)
+        return future.set_result
+
+    rounds = [2, 3, 1, 2, 3, 1, 2, 3]
+    for segment_id in rounds:
+        await host.client.emit("segment", {"segment_id": segment_id}, callback=ack())
+        await host.client.emit("pin", {"product_id": 1}, callback=ack())
+    replies = await asyncio.wait_for(asyncio.gather(*acks), 10)
+
+    assert all(reply["ok"] for reply in replies)
+    assert [r[0] for r in await query(server, "SELECT segment_id FROM pins ORDER BY id")] == rounds
