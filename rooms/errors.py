@@ -1,5 +1,8 @@
 """Refusals specific to the rooms. They subclass the shared domain errors so HTTP
-(web/errors.py) and Socket.IO acks (rooms/events.py) map them in one place each."""
+(web/errors.py) and Socket.IO acks (rooms/events.py) map them in one place each.
+
+An ack's `message` is put in the socket's language by the transport, as HTTP errors are
+(web/errors.py, `localize_reply`): this module, like orders/, knows no languages."""
 
 from __future__ import annotations
 
