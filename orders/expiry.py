@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from orders import brokers, notifications
+from orders import brokers, coupons, mileage, notifications
 from orders.db import Database
 from orders.inventory import put_back
 from orders.models import Order, OrderStatus, utcnow
@@ -62,6 +62,8 @@ async def expire_due(db: Database, now: datetime, limit: int = SWEEP_LIMIT) -> l
             returned[product_id] = returned.get(product_id, 0) + quantity
         ids = [order_id for order_id, _, _ in rows]
         await brokers.reverse_credit(session, ids, now)
+        await coupons.release_uses(session, ids, now)  # their coupons' uses are given back
+        await mileage.undo_for_orders(session, ids, False, now)  # and the points they redeemed
         orders = list(await session.scalars(select(Order).where(Order.id.in_(ids)).order_by(Order.id)))
         public = await orders_public(session, orders)
         # Product rows last: from here to the commit the order desk waits on their locks.

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orders import brokers, notifications
+from orders import brokers, coupons, mileage, notifications
 from orders.errors import Conflict, NotFound
 from orders.inventory import put_back
 from orders.models import Order, OrderStatus
@@ -82,9 +82,14 @@ async def move(session: AsyncSession, order_id: int, to: OrderStatus, at: dateti
         stock = await put_back(session, order.product_id, order.quantity)
     if to is S.paid:
         await brokers.credit_order(session, order, at)
+        await mileage.earn_for_order(session, order, at)  # the buyer's and the broker's points
         await notifications.order_paid(session, order, at)  # queued with the move: a rollback sends nothing
     elif to is S.shipped:
         await notifications.order_shipped(session, order, at)
     elif to in UNDOES_SALE:
         await brokers.reverse_credit(session, [order.id], at)
+    if to in (S.cancelled, S.expired):  # a coupon's use is given back (orders/coupons.py)
+        await coupons.release_uses(session, [order.id], at)
+    if to in UNDOES_SALE:  # points redeemed come back; a refund reverses points earned
+        await mileage.undo_for_orders(session, [order.id], to is S.refunded, at)
     return Moved(order, previous, stock)

@@ -555,6 +555,9 @@ class FlashDealBuy(Base):
     quantity: Mapped[int] = mapped_column(Integer)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set once when the order was cancelled or expired and its units and the buyer's
+    # count went back to the running deal (orders/flash_deals.py, migration 0011).
+    returned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Auction(Base):
@@ -688,3 +691,217 @@ class ProductImage(Base):
 # only (rows are added, moved and removed by orders/product_images.py).
 Product.images = relationship(  # type: ignore[attr-defined]
     ProductImage, order_by=(ProductImage.position, ProductImage.id), lazy="selectin", viewonly=True)
+
+
+# --- Coupons and member mileage (issue 17, items 3 and 5): orders/coupons.py, orders/mileage.py ---
+
+class VoucherKind(str, enum.Enum):
+    percent = "percent"  # `percent_bp` of the goods (basis points: 1000 = 10 %)
+    amount = "amount"  # `amount` minor units of `currency` off
+
+
+class Voucher(Base):
+    """A coupon: a code typed at checkout, or a voucher the host pins in a show and viewers
+    claim. Valid between `starts_at` and `ends_at`, for orders in `currency` of at least
+    `min_spend`, for one show, exhibition or committee (or anything when none is set).
+    `uses` counts the orders it is applied to now: raised only by a conditional UPDATE
+    (`uses < total_limit`), lowered when such an order is cancelled or expires."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        CheckConstraint("uses >= 0 AND uses <= total_limit", name="uses_within_limit"),
+        CheckConstraint("total_limit >= 1 AND per_buyer_limit >= 1", name="limits_positive"),
+        CheckConstraint("min_spend >= 0", name="min_spend_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # upper case
+    kind: Mapped[VoucherKind] = mapped_column(_enum(VoucherKind))
+    percent_bp: Mapped[int | None] = mapped_column(Integer)
+    amount: Mapped[int | None] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3))
+    min_spend: Mapped[int] = mapped_column(Money, default=0)
+    per_buyer_limit: Mapped[int] = mapped_column(Integer, default=1)
+    total_limit: Mapped[int] = mapped_column(Integer)
+    uses: Mapped[int] = mapped_column(Integer, default=0)
+    show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"), index=True)
+    exhibition_id: Mapped[int | None] = mapped_column(ForeignKey("exhibitions.id"))
+    committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VoucherPin(Base):
+    """The voucher pinned in a show (one at a time), as a product is pinned."""
+
+    __tablename__ = "voucher_pins"
+
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), primary_key=True)
+    voucher_id: Mapped[int] = mapped_column(ForeignKey("vouchers.id"))
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VoucherClaim(Base):
+    """A viewer's one-tap claim of a pinned voucher: it waits in their wallet for checkout."""
+
+    __tablename__ = "voucher_claims"
+    __table_args__ = (UniqueConstraint("voucher_id", "user_id", name="uq_voucher_claims_voucher_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    voucher_id: Mapped[int] = mapped_column(ForeignKey("vouchers.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    show_id: Mapped[int | None] = mapped_column(ForeignKey("shows.id"))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class VoucherUse(Base):
+    """A voucher applied to an order (one per order). `released_at`: the order was
+    cancelled or expired and the use given back (the row stays for the audit trail)."""
+
+    __tablename__ = "voucher_uses"
+    __table_args__ = (Index("ix_voucher_uses_voucher_buyer", "voucher_id", "buyer_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    voucher_id: Mapped[int] = mapped_column(ForeignKey("vouchers.id"))
+    buyer_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    amount: Mapped[int] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OrderDiscount(Base):
+    """A discount line of an order: `coupon` (a voucher) or `points` (mileage redeemed),
+    at most one of each. The order's `total` is its goods + shipping + duties less these
+    lines, never below 0 (orders/coupons.py `recompute_total`)."""
+
+    __tablename__ = "order_discounts"
+    __table_args__ = (
+        UniqueConstraint("order_id", "kind", name="uq_order_discounts_order_kind"),
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # "coupon" or "points"
+    amount: Mapped[int] = mapped_column(Money)  # minor units of the order's currency
+    voucher_id: Mapped[int | None] = mapped_column(ForeignKey("vouchers.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MileageProgram(Base):
+    """The mileage programme's terms, kept by the admin (one row, id 1): points are minor
+    units of `currency`, a redemption pays at most `redeem_share_bp` of an order's goods,
+    and points expire `expiry_days` after they were earned."""
+
+    __tablename__ = "mileage_program"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    redeem_share_bp: Mapped[int] = mapped_column(Integer)
+    expiry_days: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MileageRate(Base):
+    """Points earned per paid order, in basis points of what the goods cost after
+    discounts: for the buyer (`rate_bp`) and the broker credited (`broker_rate_bp`), per
+    committee or per exhibition (an exhibition's rate wins over the committee's)."""
+
+    __tablename__ = "mileage_rates"
+    __table_args__ = (
+        CheckConstraint("(committee_id IS NULL) <> (exhibition_id IS NULL)", name="one_scope"),
+        CheckConstraint("rate_bp >= 0 AND broker_rate_bp >= 0", name="rates_not_negative"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    committee_id: Mapped[int | None] = mapped_column(ForeignKey("committees.id"), unique=True)
+    exhibition_id: Mapped[int | None] = mapped_column(ForeignKey("exhibitions.id"), unique=True)
+    rate_bp: Mapped[int] = mapped_column(Integer)
+    broker_rate_bp: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MileageAccount(Base):
+    """A user's points balance: the lock row every movement takes first (so two
+    checkouts at once queue), never negative."""
+
+    __tablename__ = "mileage_accounts"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_not_negative"),)
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    balance: Mapped[int] = mapped_column(Money, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class MileageEntry(Base):
+    """One movement of points: earn (+), redeem (−), reverse (− of an earn on refund, + of
+    a redemption on cancellation, expiry or refund), expire (−). `key` makes each
+    movement happen once. Credits (earn, a redemption given back) are lots: `remaining`
+    is what is left unspent of them (spent oldest first) and expires at `expires_at`."""
+
+    __tablename__ = "mileage_entries"
+    __table_args__ = (Index("ix_mileage_entries_user_id_id", "user_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(8))  # earn, redeem, reverse, expire
+    points: Mapped[int] = mapped_column(Money)  # signed
+    balance_after: Mapped[int] = mapped_column(Money)
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    remaining: Mapped[int | None] = mapped_column(Money)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+# --- Giveaways (issue 17, item 4): orders/giveaways.py, rooms/selling.py ---
+
+class GiveawayStatus(str, enum.Enum):
+    open = "open"  # taking entries until `closes_at`
+    drawn = "drawn"  # a winner was drawn (`order_id`: their zero-price order, once placed)
+    no_entries = "no_entries"  # nobody entered: nothing drawn
+    unfulfilled = "unfulfilled"  # drawn, but the order desk refused the prize (sold out meanwhile)
+
+
+class Giveaway(Base):
+    """A product given away in a show: entries by tap during a window, one draw at its end.
+    `seed` stays secret until the draw (only `seed_hash`, its SHA-256, is shown while it
+    is open); the draw is reproducible from `seed` and `entries_hash` (orders/giveaways.py)."""
+
+    __tablename__ = "giveaways"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    show_id: Mapped[int] = mapped_column(ForeignKey("shows.id"), index=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    host_id: Mapped[int] = mapped_column(ForeignKey("users.id"))  # who opened it: may not enter
+    only: Mapped[str] = mapped_column(String(16))  # "everyone", "buyers" or "coview"
+    coview_id: Mapped[int | None] = mapped_column(ForeignKey("coview_rooms.id"))  # only = "coview"
+    seed: Mapped[str] = mapped_column(String(64))  # hex of 32 random bytes; revealed at the draw
+    seed_hash: Mapped[str] = mapped_column(String(64))  # SHA-256 of the seed's bytes, shown from the start
+    opens_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[GiveawayStatus] = mapped_column(_enum(GiveawayStatus), default=GiveawayStatus.open, index=True)
+    entries: Mapped[int] = mapped_column(Integer, default=0)  # raised with each entry, in its transaction
+    entries_hash: Mapped[str | None] = mapped_column(String(64))
+    winner_index: Mapped[int | None] = mapped_column(Integer)
+    winner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # The prize's order (unit price 0). Reports leave these orders out of revenue and sales.
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), unique=True)
+    drawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class GiveawayEntry(Base):
+    """One user's entry (one each: the unique constraint holds across nodes)."""
+
+    __tablename__ = "giveaway_entries"
+    __table_args__ = (UniqueConstraint("giveaway_id", "user_id", name="uq_giveaway_entries_giveaway_user"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    giveaway_id: Mapped[int] = mapped_column(ForeignKey("giveaways.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+

@@ -25,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import Integer, String, any_, bindparam, delete, select, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm import noload
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,9 +34,20 @@ from orders.attribution import Ask, Attribution, Audience, attribute
 from orders.catalog import exhibition_price
 from orders.checkout import delivery_public
 from orders.db import Database
-from orders.errors import DomainError, Invalid, NotFound, SoldOut
+from orders.errors import Conflict, DomainError, Invalid, NotFound, SoldOut
 from orders.inventory import ProductQueues, lock_stock_taking, set_stock_locked
-from orders.models import Committee, Order, OrderStatus, Product, ProductKind, Role, User, utcnow
+from orders.models import (
+    Committee,
+    DealStatus,
+    FlashDeal,
+    Order,
+    OrderStatus,
+    Product,
+    ProductKind,
+    Role,
+    User,
+    utcnow,
+)
 from orders.money import total as checked_total
 
 log = logging.getLogger(__name__)
@@ -86,6 +98,21 @@ class BadQuantity(Invalid):
 
 class Unstorable(Invalid):
     code = "order_refused_by_database"
+
+
+class UseTheDeal(Conflict):
+    """A plain order, in a show, of a product a flash deal of that show is selling (or
+    counting down to): it would pay the list price beside the deal and escape the
+    deal's limits, so it is refused and the client sent to `deal_buy` (issue 17)."""
+
+    code = "use_flash_deal"
+
+
+async def running_deals(session: AsyncSession, product_id: int, now: datetime) -> dict[int, FlashDeal]:
+    """{show id: its deal} of the flash deals of this product not yet ended."""
+    deals = await session.scalars(select(FlashDeal).where(
+        FlashDeal.product_id == product_id, FlashDeal.status == DealStatus.open, FlashDeal.ends_at > now))
+    return {deal.show_id: deal for deal in deals}
 
 
 @dataclass(frozen=True)
@@ -270,7 +297,8 @@ class OrderDesk:
         #    order is caught by the insert (ON CONFLICT) or, if refused before that,
         #    by `_answer_replays` at the end.
         async with self.db.session() as session:
-            product = await session.get(Product, product_id)
+            # Its pictures are not needed to sell it: one query fewer per batch.
+            product = await session.get(Product, product_id, options=[noload(Product.images)])  # type: ignore[attr-defined]
             if product is None:
                 results[:] = [Invalid(f"no product {product_id}", field="product_id") for _ in lines]
             else:
@@ -278,11 +306,18 @@ class OrderDesk:
                     session, [Ask(line.request.buyer_id, line.request.show_id, line.request.coview) for line in lines],
                     now, self.audience)
                 prices: dict[int | None, int] = {}
+                deals = (await running_deals(session, product_id, now)
+                         if any(line.request.unit_price is None for line in lines) else {})
                 for i, attribution in enumerate(attributions):
                     if isinstance(attribution, Invalid):
                         results[i] = attribution
                         continue
                     refusal = self._refusal(product, lines[i].request)
+                    deal = deals.get(attribution.show_id) if attribution.show_id is not None else None
+                    if refusal is None and deal is not None and lines[i].request.unit_price is None:
+                        refusal = UseTheDeal("a flash deal sells this product in this show: buy it through the deal",
+                                             field="product_id", deal_id=deal.id,
+                                             opens_at=deal.opens_at.isoformat())
                     if refusal is not None:
                         results[i] = refusal
                         continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from rooms.server import (
 )
 from web.auth import COOKIE  # the HttpOnly session cookie: page JS cannot read it, so it rides along
 from web.validation import Id  # a row id: beyond MAX_ID is `invalid`, not a driver error later
+from web.errors import localize_reply  # a refusal's message in the socket's language
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +136,12 @@ Handler = Callable[[Conn, Any], Awaitable[dict[str, Any] | None]]
 ANONYMOUS_EVENTS = frozenset({"react"})
 SIGNED_OUT = "this session has ended (signed out); sign in again"
 
+# What the host changes on stage, which later actions read: a pin is credited to the
+# segment current when it is stored (rooms/stage.py). python-socketio runs each event's
+# handler as its own task, so a `pin` sent right after a `segment` used to read the show
+# before the switch committed (issue 15, item 8). These run one at a time per show.
+STAGE_EVENTS = frozenset({"segment", "pin", "unpin", "slow_mode"})
+
 
 def register(rooms: Rooms, tokens) -> None:
     sio = rooms.sio
@@ -146,13 +154,34 @@ def register(rooms: Rooms, tokens) -> None:
     # Socket id -> (user id, session id) of signed-in sockets: each event first asks
     # whether the session is still open (cached about a second, web/auth.py).
     signed_in_sessions: dict[str, tuple[int, str]] = {}
+    # One lock per show for STAGE_EVENTS, alive while a handler holds or awaits it.
+    stage_locks: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def stage_lock(sid: str) -> asyncio.Lock | None:
+        conn = rooms.conns.get(sid)
+        if conn is None:
+            return None
+        lock = stage_locks.get(conn.show_id)
+        if lock is None:
+            lock = stage_locks[conn.show_id] = asyncio.Lock()
+        return lock
 
     def on(event: str) -> Callable[[Handler], Handler]:
         def decorate(fn: Handler) -> Handler:
             async def handle(sid: str, *args: Any) -> dict[str, Any]:
-                reply = await respond(sid, args)
+                lock = stage_lock(sid) if event in STAGE_EVENTS else None
+                if lock is None:
+                    reply = await respond(sid, args)
+                else:
+                    # Taken before this task's first await: the handlers' tasks start in
+                    # the order the socket's packets arrived and asyncio.Lock queues its
+                    # waiters first come first served, so the host's actions are applied
+                    # in the order they were sent.
+                    async with lock:
+                        reply = await respond(sid, args)
                 if not reply["ok"]:
                     rooms.refusals[reply["error"]] += 1
+                    reply = localize_reply(reply, sio.get_environ(sid))  # the socket's language
                 return reply
 
             async def respond(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
@@ -226,7 +255,8 @@ def register(rooms: Rooms, tokens) -> None:
                 conn = await admit(sid, environ, auth, address)
             except DomainError as exc:
                 rooms.connect_refusals[exc.code] += 1
-                raise Refused(exc.message, {"error": exc.code, "message": exc.message}) from None
+                data = localize_reply({"error": exc.code, "message": exc.message}, environ, exc.detail)
+                raise Refused(data["message"], data) from None
             except UNAVAILABLE as exc:
                 rooms.connect_refusals["unavailable"] += 1
                 log.warning("connect refused, backing service unavailable: %s", type(exc).__name__)

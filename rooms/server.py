@@ -504,6 +504,7 @@ def setup(app: web.Application) -> None:
         app.router.add_route(method, "/socket.io/", rooms.gate.handle)
     events.register(rooms, tokens=app[TOKENS])
     from rooms import selling; selling.register(rooms, app)  # LIVE SELLING: flash deals, auctions
+    from rooms import vouchers; vouchers.register(rooms, app)  # VOUCHERS: pinned in the show, claimed by viewers
     app[EVENTS] = rooms.events
     app[VIEWER_COUNT] = rooms.viewers_now
     app[DRAIN].hooks.append(rooms.disconnect_all)

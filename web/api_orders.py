@@ -35,7 +35,6 @@ from orders.ordering import (
 )
 from orders.checkout import OrderChanged
 from orders.shipping import check_tracking
-from orders.shows import get_show, require_host
 from rooms.server import ROOMS, viewers_key
 from web.appkeys import DB, EVENTS, SETTINGS
 from web.auth import require_user

@@ -92,7 +92,9 @@ def create_app(settings: Settings) -> web.Application:
         app.router.add_routes(module.routes)
     # Each capability adds its routes, resources and event sinks here (one line each).
     from web import api_orders; api_orders.setup(app)  # ORDERS
+    from web import api_reports; api_reports.setup(app)  # REPORTS: figures, funnels, CSV exports
     from web import api_checkout; api_checkout.setup(app)  # CHECKOUT: addresses, ship-to, shipping tables
+    from web import api_promotions; api_promotions.setup(app)  # COUPONS AND MILEAGE: vouchers, points at checkout
     from rooms import server; server.setup(app)  # ROOMS
     from web import media; media.setup(app)  # MEDIA
     from web import api_admin; app.router.add_routes(api_admin.routes)  # ADMIN

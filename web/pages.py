@@ -32,10 +32,9 @@ from babel.messages.pofile import read_po
 from babel.support import Translations
 from sqlalchemy import func, select
 
-from orders import addresses, brokers, catalog, notifications, shows
+from orders import addresses, brokers, catalog, notifications, reports, shows
 from orders.errors import NotFound, Unauthorized
 from orders.models import (
-    Committee,
     Exhibition,
     ExhibitionProduct,
     Order,
@@ -54,7 +53,7 @@ from rooms.coview import find_room, room_public
 from rooms.stage import pins_of, product_event, segment_event
 from web.api_coview import invite_url
 from web.headers import page_policy
-from web import money_format
+from web import money_format, report_chart
 from web.appkeys import DB
 from web.auth import is_https, optional_user, request_token
 from web.validation import id_or_none
@@ -108,6 +107,27 @@ ORDER_MOVES = (
 # A show's status in words, as the admin's list shows it (the badges say the same).
 SHOW_STATUSES = {"scheduled": N_("Scheduled"), "live": N_("Live"), "reconnecting": N_("Reconnecting"),
                  "ended": N_("Ended")}
+
+
+# The committees' names (orders/demo.py's 14, by their English name, the catalogs' msgid).
+# A page in Korean shows the committee's own `name_ko`; in Russian, Chinese and Vietnamese
+# its `name_en` through the catalog (a committee added later with a name the catalogs do
+# not know is shown in English). The scripts get them in `js_messages` as
+# `committee:<English name>` (watch.js, committeeName): the `segment` event is the same
+# for every viewer, so it carries the English name and each page translates it.
+COMMITTEE_NAMES = (
+    N_("Food & Beverages"), N_("Cosmetics & Beauty"), N_("Medical & Quarantine Goods"),
+    N_("Machinery & Equipment"), N_("Electrical & Electronics"), N_("Fashion & Apparel"), N_("Seafood"),
+    N_("Agricultural Products"), N_("Health Supplements"), N_("Household Goods"), N_("Auto Parts"),
+    N_("Chemicals & Materials"), N_("Culture & Content"), N_("Logistics & Distribution"),
+)
+
+
+def committee_name(translations: Translations, locale: str, committee: Any) -> str:
+    """A committee's name in the page's language (see COMMITTEE_NAMES)."""
+    if locale == "ko" and committee.name_ko:
+        return committee.name_ko
+    return translations.gettext(committee.name_en) if committee.name_en else committee.name_en
 
 
 # Messages the JavaScript modules show, by key: rendered into each page, translated.
@@ -291,6 +311,7 @@ def make_environment(locale: str) -> jinja2.Environment:
     env.globals["js_messages"] = {
         **{key: translations.gettext(text) for key, text in JS_MESSAGES.items()},
         **{key: plural_texts(translations, locale, *texts) for key, texts in JS_PLURALS.items()},
+        **{f"committee:{name}": translations.gettext(name) for name in COMMITTEE_NAMES},
     }
     env.globals["locales"] = LOCALES
     env.globals["show_statuses"] = {status: translations.gettext(text) for status, text in SHOW_STATUSES.items()}
@@ -299,10 +320,11 @@ def make_environment(locale: str) -> jinja2.Environment:
     env.globals["on_air_statuses"] = tuple(status.value for status in ON_AIR)
     formats = babel_locale(locale)
     env.filters["money"] = money_format.money_filter(formats)  # Babel, for the page's locale
+    env.globals["audience_chart"] = _audience_chart(env.filters["money"])  # the admin's report chart
     # The server writes UTC; the page's script rewrites <time> in the viewer's zone.
     env.filters["utc"] = lambda value: format_datetime(value, "medium", tzinfo=timezone.utc, locale=formats) + " UTC"
     env.filters["iso"] = lambda value: value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-    env.filters["committee_name"] = lambda c: c.name_ko if locale == "ko" else c.name_en
+    env.filters["committee_name"] = lambda c: committee_name(translations, locale, c)
     # Country choices in the page's language: a form's list, searchable by name.
     env.filters["countries_by_name"] = lambda countries: countries_in(formats, countries)
     env.globals["country_choices"] = countries_in(formats, addresses.countries())
@@ -561,16 +583,23 @@ async def studio(request: web.Request) -> web.Response:
                   segment=segment, slow_modes=(0, 5, 10, 30, 60))
 
 
+def _audience_chart(money):
+    def chart(data: dict[str, Any], **texts: str):
+        return report_chart.audience_svg(data, report_chart.ChartTexts(money=money, **texts))
+
+    return chart
+
+
 async def admin(request: web.Request) -> web.Response:
     user = await page_user(request)
     if user is None or user.role is not Role.admin:
         raise to_login(request)
     async with request.app[DB].session() as session:
-        overview = await admin_overview(session)
+        overview = await admin_overview(session, report_show=id_or_none(request.query.get("report_show", "")))
     return render(request, "admin.html", user=user, **overview)
 
 
-async def admin_overview(session) -> dict[str, Any]:
+async def admin_overview(session, report_show: int | None = None) -> dict[str, Any]:
     """The admin page's lists, reports and form choices."""
     committees = await catalog.list_committees(session)
     suppliers = list(await session.scalars(select(Supplier).order_by(Supplier.id).limit(ADMIN_ROWS)))
@@ -596,17 +625,20 @@ async def admin_overview(session) -> dict[str, Any]:
         .join(User, User.id == Quote.buyer_id)
         .order_by(Quote.id.desc()).limit(ADMIN_ROWS)
     )).all()
-    # Reports: sales by committee and broker credit, from the same tables the report
-    # API reads; cancelled, expired and refunded orders are not sales.
-    not_sales = ("cancelled", "expired", "refunded")
-    by_committee = (await session.execute(
-        select(Committee, Order.currency, func.count(Order.id), func.sum(Order.total))
-        .join(Order, Order.committee_id == Committee.id)
-        .where(Order.status.not_in(not_sales))
-        .group_by(Committee.id, Order.currency)
-        .order_by(Committee.id)
-    )).all()
+    # Reports: orders/reports.py's figures, the same the report API and its CSV files
+    # give (a sale is paid, shipped or delivered; refunds subtracted).
+    committee_rows = {c.id: c for c in committees}
+    by_committee = [{**row, "code": row["committee"], "committee": committee_rows.get(row["committee_id"])}
+                    for row in await reports.sales_by_committee(session)]
+    funnel_committees = [{**row, "code": row["committee"], "committee": committee_rows.get(row["committee_id"])}
+                         for row in await reports.funnel_by_committee(session)]
     by_broker = await brokers.broker_report(session)  # credits of refunded orders are reversed, not counted
+    started = [s for s in show_rows if s.started_at is not None]
+    chart_show = next((s for s in started if s.id == report_show), None)
+    if chart_show is None and started:
+        chart_show = max(started, key=lambda s: (s.started_at, s.id))
+    audience = (await reports.audience_curve(session, chart_show.id, datetime.now(timezone.utc))
+                if chart_show is not None else None)
     return {
         "committees": committees,
         "suppliers": suppliers,
@@ -621,6 +653,11 @@ async def admin_overview(session) -> dict[str, Any]:
         "quotes": quotes,
         "by_committee": by_committee,
         "by_broker": by_broker,
+        "funnel_shows": await reports.funnel_by_show(session),
+        "funnel_committees": funnel_committees,
+        "funnel_brokers": await reports.funnel_by_broker(session),
+        "chart_shows": started,
+        "audience": audience,
         "hosts": [u for u in users if u.role in (Role.host, Role.admin)],
         "industrial": ProductKind.industrial,
         "order_moves": ORDER_MOVES,

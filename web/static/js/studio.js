@@ -410,6 +410,7 @@ function start() {
 
   const rt = connectShow({ show: page.show_id, token: page.token });
   import('./selling.js').then((m) => m.initSelling(rt)); // LIVE SELLING: flash deals, auctions (issue 17)
+  import('./vouchers.js').then((m) => m.initVouchers(rt)); // VOUCHERS: pinned and claimed (issue 17.3)
   rt.on('state', (state) => {
     $('studio').dataset.connected = 'true';
     if (state.status) setAir(state.status);

@@ -16,6 +16,7 @@ const view = {
   attempt: null, // {key, product_id, quantity}: one purchase attempt, one Idempotency-Key
   ordering: false,
   lastOrderId: null,
+  orders: new Map(), // product id -> the latest order this page placed for it (its status line)
   played: false, // the live video has played in this page (the quality menu shows from then)
 };
 
@@ -101,6 +102,7 @@ function setStatus(status) {
   // A host who is reconnecting is still on: the badge stays "Live", the note explains.
   const onAir = status === 'live' || status === 'reconnecting';
   badge.textContent = onAir ? t('live') : status === 'ended' ? t('badge_ended') : t('badge_scheduled');
+  if (status === 'ended') showViewers(null);
   if (page.recording) return;
   player.setShowStatus(status);
   if (status === 'ended') {
@@ -204,7 +206,7 @@ function showCard(product) {
   $('pin-card').dataset.productId = product ? product.id : '';
   if (changed) {
     cancelAttempt();
-    $('order-status').textContent = '';
+    renderOrderLine(); // the new card's own order, if this page ordered it, else nothing
     $('quote-status').textContent = '';
     clearErrors(buyForm);
     clearErrors(quoteForm);
@@ -277,8 +279,22 @@ buyForm.addEventListener('submit', (event) => {
 $('cancel-buy').addEventListener('click', cancelAttempt);
 
 // The buyer's order line; a pending order links to its checkout (address, shipping, pay).
+// It belongs to the card of the order's product: an order's news that arrives while
+// another product is in the card is kept for when its own product is back (issue 15,
+// item 8: a payment's status once appeared under the next pinned product).
 function showOrderStatus(order) {
+  view.orders.set(order.product_id, order);
+  if (view.pin && view.pin.id === order.product_id) renderOrderLine();
+}
+
+function renderOrderLine() {
   const status = $('order-status');
+  const order = view.pin ? view.orders.get(view.pin.id) : undefined;
+  status.dataset.orderId = order ? order.id : '';
+  if (!order) {
+    status.textContent = '';
+    return;
+  }
   status.textContent = t('order_status', { id: order.id, status: t(`status_${order.status}`) });
   if (order.status === 'pending') {
     status.append(' ', el('a', { href: `/orders/${order.id}/checkout`, 'data-testid': 'checkout-link' }, t('checkout')));
@@ -295,13 +311,15 @@ $('confirm-buy').addEventListener('click', async () => {
   if (page.coview) body.coview = page.coview.code;
   const reply = await api('POST', '/api/orders', body, { 'Idempotency-Key': attempt.key });
   view.ordering = false;
-  const status = $('order-status');
   if (reply.ok) {
     view.lastOrderId = reply.data.id;
     showOrderStatus(reply.data);
     cancelAttempt();
     return;
   }
+  // The card changed while the order was on its way: its refusal is not the new card's.
+  if (!view.pin || view.pin.id !== attempt.product_id) return;
+  const status = $('order-status');
   if (reply.status === 0 || reply.status >= 500) {
     // Unknown outcome: keep the attempt (and its key) so "Confirm" retries it safely.
     status.textContent = t('network_error');
@@ -344,8 +362,14 @@ quoteForm.addEventListener('submit', async (event) => {
 
 // --- segment, viewers ------------------------------------------------------------
 
+// A committee's name in the page's language: Korean from the committee itself, the
+// others from the catalogs by its English name (web/pages.py, COMMITTEE_NAMES).
 function committeeName(committee) {
-  return (committee && ((page.locale === 'ko' && committee.name_ko) || committee.name)) || '';
+  if (!committee) return '';
+  if (page.locale === 'ko' && committee.name_ko) return committee.name_ko;
+  const key = `committee:${committee.name}`;
+  const name = t(key);
+  return name === key ? committee.name || '' : name;
 }
 
 function showSegment(segment) {
@@ -360,8 +384,13 @@ function showSegment(segment) {
   if (!$('products-drawer').hidden) renderDrawer(); // the new segment's products first
 }
 
+// An ended show has nobody watching it live: its count is hidden, not "6 watching" from
+// the people reading its page or its replay (issue 15, item 8).
 function showViewers(count) {
-  if (Number.isInteger(count)) $('viewer-count').textContent = t('viewers', { n: count });
+  const counter = $('viewer-count');
+  counter.hidden = view.status === 'ended';
+  if (counter.hidden) counter.textContent = '';
+  else if (Number.isInteger(count)) counter.textContent = t('viewers', { n: count });
 }
 
 // --- chat -------------------------------------------------------------------------
@@ -821,6 +850,7 @@ function start() {
 
   const rt = connectShow({ show: page.show_id, coview: page.coview && page.coview.code });
   import('./selling.js').then((m) => m.initSelling(rt)); // LIVE SELLING: flash deals, auctions (issue 17)
+  import('./vouchers.js').then((m) => m.initVouchers(rt)); // VOUCHERS: pinned and claimed (issue 17.3)
   rt.on('state', (state) => {
     $('watch').dataset.connected = 'true'; // the page has the room's state (tests wait for it)
     if (state.status) setStatus(state.status);
@@ -852,9 +882,8 @@ function start() {
   rt.on('credited_order', refreshCredited); // a credited order paid, shipped, refunded… (issue 15, item 8)
   rt.on('order', (order) => {
     refreshCredited();
-    if (order && order.id === view.lastOrderId) {
-      showOrderStatus(order);
-    }
+    const mine = order && view.orders.get(order.product_id);
+    if (mine && mine.id === order.id) showOrderStatus(order); // the latest order of its product
   });
   rt.on('viewers', ({ count }) => showViewers(count));
   rt.on('show_status', ({ status }) => setStatus(status));
