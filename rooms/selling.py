@@ -42,6 +42,7 @@ from rooms.events import UNAVAILABLE, Payload, parse
 from rooms.moderation import MemoryLimits, RedisLimits
 from rooms.server import Conn, Rooms, show_room
 from web.appkeys import DB, REDIS
+from web.errors import localize_reply  # a refusal's message in the socket's language
 from web.validation import Id
 
 log = logging.getLogger(__name__)
@@ -346,6 +347,7 @@ def register(rooms: Rooms, app: web.Application) -> None:
                 reply = await respond(sid, args)
                 if not reply["ok"]:
                     rooms.refusals[reply["error"]] += 1
+                    reply = localize_reply(reply, sio.get_environ(sid))  # the socket's language
                 return reply
 
             async def respond(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:

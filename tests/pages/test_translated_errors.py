@@ -137,6 +137,19 @@ async def test_a_socket_refusal_is_acked_in_the_sockets_language(client):
     assert reply == {"ok": False, "error": "unauthorized", "message": "Войдите, чтобы продолжить."}
 
 
+@pytest.mark.parametrize("event", ["deal_buy", "bid", "giveaway_enter", "voucher_claim"])
+async def test_a_selling_or_voucher_refusal_is_acked_in_the_sockets_language(client, event):
+    sio = socketio.AsyncClient(reconnection=False)
+    await sio.connect(str(client.make_url("/")), auth={"show": 1}, headers={"Accept-Language": "ru-RU,ru;q=0.9"},
+                      transports=["websocket"], wait_timeout=10)
+    try:
+        reply = await sio.call(event, {"deal_id": 1, "auction_id": 1, "giveaway_id": 1, "voucher_id": 1}, timeout=10)
+    finally:
+        await sio.disconnect()
+    assert reply["ok"] is False and reply["error"] in ("unauthorized", "invalid"), reply
+    assert reply["message"] != "" and not reply["message"].isascii(), reply  # Russian, not the English text
+
+
 async def test_a_refused_socket_connection_is_told_why_in_its_language(client):
     sio = socketio.AsyncClient(reconnection=False)
     refused: list[object] = []
