@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Integer, String, any_, bindparam, delete, select, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.orm import noload
+from sqlalchemy.orm import lazyload
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -298,7 +298,7 @@ class OrderDesk:
         #    by `_answer_replays` at the end.
         async with self.db.session() as session:
             # Its pictures are not needed to sell it: one query fewer per batch.
-            product = await session.get(Product, product_id, options=[noload(Product.images)])  # type: ignore[attr-defined]
+            product = await session.get(Product, product_id, options=[lazyload(Product.images)])  # type: ignore[attr-defined]
             if product is None:
                 results[:] = [Invalid(f"no product {product_id}", field="product_id") for _ in lines]
             else:
