@@ -41,7 +41,8 @@ from sqlalchemy import insert, select, update
 
 from orders.db import Database
 from orders.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from orders.flash_deals import NotInLineup, in_lineup
+from orders.flash_deals import lineup_product
+from orders.read_once import ReadOnce
 from orders.live_counters import (
     ALREADY,
     ALREADY_LEADING,
@@ -64,7 +65,6 @@ from orders.models import (
     AuctionMode,
     AuctionStatus,
     Product,
-    ProductKind,
     utcnow,
 )
 from orders.ordering import OrderDesk, OrderRequest, Placed
@@ -270,21 +270,16 @@ class Auctions:
         self.db = db
         self.counters = counters
         self.ledger = BidLedger(db)
-        self._lots: dict[int, tuple[Auction, str]] = {}
-        self._loading: dict[int, asyncio.Future[tuple[Auction, str]]] = {}
+        # Lots' terms never change once opened: kept while open, read once at a time.
+        self._lots: ReadOnce[int, tuple[Auction, str]] = ReadOnce(
+            self._read, lambda kept: kept[0].status is AuctionStatus.open)
 
     async def start(self, show_id: int, seller_id: int, terms: AuctionTerms, now: datetime | None = None
                     ) -> dict[str, Any]:
         terms.check()
         now = now or utcnow()
         async with self.db.transaction() as session:
-            product = await session.get(Product, terms.product_id)
-            if product is None:
-                raise Invalid(f"no product {terms.product_id}", field="product_id")
-            if product.kind is not ProductKind.retail:
-                raise Invalid("industrial goods and packages are quoted, not auctioned", field="product_id")
-            if not await in_lineup(session, show_id, product.id):
-                raise NotInLineup(f"product {product.id} is not in this show's line-up", field="product_id")
+            product = await lineup_product(session, show_id, terms.product_id, made_into="auctioned")
             if product.stock < 1:
                 raise LotOutOfStock("the product is out of stock", field="product_id")
             running = await session.scalar(select(Auction.id).where(
@@ -300,23 +295,13 @@ class Auctions:
             session.add(lot)
             await session.flush()
             name = product.name
-        self._lots[lot.id] = (lot, name)
+        self._lots.keep(lot.id, (lot, name))
         await self.counters.auction_open(lot.id, lot.start_price, terms.steps, _ms(lot.opens_at), _ms(lot.ends_at),
                                          lot.extend_seconds * 1000, seller_id)
         return auction_public(lot, await self.counters.auction_state(lot.id), name, _ms(now))
 
     async def get(self, auction_id: int) -> tuple[Auction, str]:
-        cached = self._lots.get(auction_id)
-        if cached is not None and cached[0].status is AuctionStatus.open:
-            return cached
-        # A burst of bids on a lot this process has not seen yet reads it once, not
-        # once per bid (each read would hold a pooled connection).
-        loading = self._loading.get(auction_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        loading = self._loading[auction_id] = asyncio.ensure_future(self._read(auction_id))
-        loading.add_done_callback(lambda _: self._loading.pop(auction_id, None))
-        return await asyncio.shield(loading)
+        return await self._lots.get(auction_id)
 
     async def _read(self, auction_id: int) -> tuple[Auction, str]:
         async with self.db.session() as session:
@@ -324,7 +309,6 @@ class Auctions:
             if lot is None:
                 raise NotFound(f"no auction {auction_id}")
             name = await session.scalar(select(Product.name).where(Product.id == lot.product_id)) or ""
-        self._lots[auction_id] = (lot, name)
         return lot, name
 
     async def state(self, auction_id: int) -> dict[str, Any]:
@@ -388,7 +372,7 @@ class Auctions:
                         winner_id=winner, final_price=price, ends_at=ends_at, closed_at=now))
             if done.rowcount != 1:
                 return None  # closed by another node
-        self._lots.pop(auction_id, None)
+        self._lots.forget(auction_id)
         placed, refusal = await self._winner_order(desk, auction_id) if winner is not None else (None, None)
         lot, name = await self.get(auction_id)
         return Closed(auction_public(lot, live, name, _ms(now)), placed, refusal)
@@ -409,12 +393,12 @@ class Auctions:
             async with self.db.transaction() as session:
                 await session.execute(update(Auction).where(Auction.id == auction_id)
                                       .values(status=AuctionStatus.unsold))
-            self._lots.pop(auction_id, None)
+            self._lots.forget(auction_id)
             return None, exc
         async with self.db.transaction() as session:
             await session.execute(update(Auction).where(Auction.id == auction_id)
                                   .values(order_id=placed.order["id"]))
-        self._lots.pop(auction_id, None)
+        self._lots.forget(auction_id)
         return placed, None
 
     async def unfinished(self) -> list[int]:

@@ -29,7 +29,6 @@ conditional UPDATE first, so each buy is given back once whichever nodes sweep.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -61,6 +60,7 @@ from orders.models import (
     SegmentProduct,
     utcnow,
 )
+from orders.read_once import ReadOnce
 from orders.ordering import IdempotencyMismatch, OrderDesk, OrderRequest, Placed, committee_codes, order_public
 
 MIN_SECONDS = 10
@@ -161,6 +161,19 @@ async def in_lineup(session, show_id: int, product_id: int) -> bool:
     return found is not None
 
 
+async def lineup_product(session, show_id: int, product_id: int, *, made_into: str) -> Product:
+    """The retail product of this show's line-up that a deal, an auction lot or a prize is
+    made of; ``made_into`` ends the refusal of industrial goods ("sold in a deal")."""
+    product = await session.get(Product, product_id)
+    if product is None:
+        raise Invalid(f"no product {product_id}", field="product_id")
+    if product.kind is not ProductKind.retail:
+        raise Invalid(f"industrial goods and packages are quoted, not {made_into}", field="product_id")
+    if not await in_lineup(session, show_id, product.id):
+        raise NotInLineup(f"product {product.id} is not in this show's line-up", field="product_id")
+    return product
+
+
 class FlashDeals:
     """Starting, buying and closing deals. Deals' terms never change once started, so
     they are cached per process; only their live state is shared."""
@@ -168,21 +181,15 @@ class FlashDeals:
     def __init__(self, db: Database, counters: LiveCounters) -> None:
         self.db = db
         self.counters = counters
-        self._deals: dict[int, tuple[FlashDeal, str]] = {}
-        self._loading: dict[int, asyncio.Future[tuple[FlashDeal, str]]] = {}
+        self._deals: ReadOnce[int, tuple[FlashDeal, str]] = ReadOnce(
+            self._read, lambda kept: kept[0].status is DealStatus.open)
 
     async def start(self, show_id: int, host_id: int, terms: DealTerms, now: datetime | None = None
                     ) -> dict[str, Any]:
         terms.check()
         now = now or utcnow()
         async with self.db.transaction() as session:
-            product = await session.get(Product, terms.product_id)
-            if product is None:
-                raise Invalid(f"no product {terms.product_id}", field="product_id")
-            if product.kind is not ProductKind.retail:
-                raise Invalid("industrial goods and packages are quoted, not sold in a deal", field="product_id")
-            if not await in_lineup(session, show_id, product.id):
-                raise NotInLineup(f"product {product.id} is not in this show's line-up", field="product_id")
+            product = await lineup_product(session, show_id, terms.product_id, made_into="sold in a deal")
             if terms.units > product.stock:
                 raise DealUnitsAboveStock(f"only {product.stock} in stock", field="units", stock=product.stock)
             running = await session.scalar(select(FlashDeal.id).where(
@@ -197,22 +204,13 @@ class FlashDeals:
             session.add(deal)
             await session.flush()
             name = product.name
-        self._deals[deal.id] = (deal, name)
+        self._deals.keep(deal.id, (deal, name))
         await self.counters.deal_open(deal.id, deal.units, deal.per_buyer_limit, _ms(deal.opens_at),
                                       _ms(deal.ends_at))
         return deal_public(deal, deal.units, name)
 
     async def get(self, deal_id: int) -> tuple[FlashDeal, str]:
-        cached = self._deals.get(deal_id)
-        if cached is not None and cached[0].status is DealStatus.open:
-            return cached
-        # A burst of buyers of a deal this process has not seen yet reads it once.
-        loading = self._loading.get(deal_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        loading = self._loading[deal_id] = asyncio.ensure_future(self._read(deal_id))
-        loading.add_done_callback(lambda _: self._loading.pop(deal_id, None))
-        return await asyncio.shield(loading)
+        return await self._deals.get(deal_id)
 
     async def _read(self, deal_id: int) -> tuple[FlashDeal, str]:
         async with self.db.session() as session:
@@ -220,7 +218,6 @@ class FlashDeals:
             if deal is None:
                 raise NotFound(f"no deal {deal_id}")
             name = await session.scalar(select(Product.name).where(Product.id == deal.product_id)) or ""
-        self._deals[deal_id] = (deal, name)
         return deal, name
 
     async def state(self, deal_id: int) -> dict[str, Any]:
@@ -334,7 +331,7 @@ class FlashDeals:
             if done.rowcount != 1:
                 return None  # another node (or an earlier call) ended it
             deal = await session.get(FlashDeal, deal_id, populate_existing=True)
-        self._deals[deal_id] = (deal, name)
+        self._deals.keep(deal_id, (deal, name))
         return deal_public(deal, closing.left, name)
 
     async def due(self, now: datetime | None = None) -> list[int]:

@@ -43,7 +43,7 @@ from sqlalchemy import exc as sa_exc
 
 from orders.db import Database
 from orders.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from orders.flash_deals import NotInLineup, in_lineup
+from orders.flash_deals import lineup_product
 from orders.models import (
     CoviewRoom,
     Giveaway,
@@ -52,7 +52,6 @@ from orders.models import (
     Order,
     OrderStatus,
     Product,
-    ProductKind,
     Show,
     User,
     utcnow,
@@ -196,13 +195,7 @@ class Giveaways:
         terms.check()
         now = now or utcnow()
         async with self.db.transaction() as session:
-            product = await session.get(Product, terms.product_id)
-            if product is None:
-                raise Invalid(f"no product {terms.product_id}", field="product_id")
-            if product.kind is not ProductKind.retail:
-                raise Invalid("industrial goods and packages are quoted, not given away", field="product_id")
-            if not await in_lineup(session, show_id, product.id):
-                raise NotInLineup(f"product {product.id} is not in this show's line-up", field="product_id")
+            product = await lineup_product(session, show_id, terms.product_id, made_into="given away")
             if product.stock < 1:
                 raise PrizeOutOfStock("the product is out of stock", field="product_id")
             coview_id = None

@@ -31,6 +31,14 @@ def holds_host_role(role: Role, user_id: int, host_id: int) -> bool:
     return role is Role.admin or (role is Role.host and user_id == host_id)
 
 
+async def hosts_now(session: AsyncSession, user_id: int, show_id: int) -> bool:
+    """Whether the user hosts the show at this moment: the account's current role and the
+    show's current host, in one read (for open sockets, whose user was read at connect)."""
+    host_id = select(Show.host_id).where(Show.id == show_id).scalar_subquery()
+    row = (await session.execute(select(User.role, host_id).where(User.id == user_id))).first()
+    return row is not None and holds_host_role(row[0], user_id, row[1])
+
+
 def can_host(user: User | None, show: Show) -> bool:
     """Only the show's host or an admin may publish, pin, moderate or change segments.
     `user` must be read for this request (its role is the account's current one)."""

@@ -19,11 +19,10 @@ import redis.exceptions
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from socketio.exceptions import ConnectionRefusedError as Refused
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import select
 
 from orders.errors import DomainError, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from orders.models import MAX_ID, Role, Show, User, utcnow
-from orders.shows import can_host, get_show, holds_host_role
+from orders.models import MAX_ID, Role, User, utcnow
+from orders.shows import can_host, get_show, hosts_now
 from orders import sessions
 from rooms import chat, coview, questions, stage
 from rooms.errors import CoviewFull, Draining, RateLimited
@@ -118,9 +117,12 @@ def parse(model: type[Payload], data: Any) -> Any:
         raise Invalid("; ".join(f"{f['field']}: {f['message']}" for f in fields[:5]), fields=fields) from None
 
 
-def refusal(exc: DomainError) -> dict[str, Any]:
+REFUSAL_DETAIL = ("retry_after", "field", "fields")  # what of a domain error's detail an ack carries
+
+
+def refusal(exc: DomainError, detail: tuple[str, ...] = REFUSAL_DETAIL) -> dict[str, Any]:
     reply: dict[str, Any] = {"ok": False, "error": exc.code, "message": exc.message}
-    for key in ("retry_after", "field", "fields"):
+    for key in detail:
         if key in exc.detail:
             reply[key] = exc.detail[key]
     return reply
@@ -130,6 +132,36 @@ UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, redis.exceptions.
                redis.exceptions.TimeoutError, ConnectionRefusedError, TimeoutError)
 
 Handler = Callable[[Conn, Any], Awaitable[dict[str, Any] | None]]
+
+
+async def ack_of(event: str, sid: str, conn: Conn | None, args: tuple[Any, ...], call: Handler,
+                 detail: tuple[str, ...] = REFUSAL_DETAIL) -> dict[str, Any]:
+    """The ack of one client event, for every module's handlers (this one's, live
+    selling's, vouchers'): `call(conn, data)`'s result, or the refusal a domain error,
+    a backing service's outage or a bug turns into."""
+    if conn is None:
+        return {"ok": False, "error": "not_connected", "message": "connect to a show first"}
+    if len(args) > 1:
+        return {"ok": False, "error": "invalid", "message": "send one JSON object"}
+    try:
+        result = await call(conn, args[0] if args else None)
+    except DomainError as exc:
+        return refusal(exc, detail)
+    except UNAVAILABLE as exc:
+        log.warning("%s from %s: backing service unavailable (%s)", event, sid, type(exc).__name__)
+        return refusal(Unavailable("a backing service is unavailable; retry shortly"), detail)
+    except Exception:
+        log.exception("%s from %s failed", event, sid)
+        return {"ok": False, "error": "internal", "message": "internal error"}
+    return {"ok": True, **(result or {})}
+
+
+def acked(rooms: Rooms, sid: str, reply: dict[str, Any]) -> dict[str, Any]:
+    """A reply as it goes back: a refusal counted, and in the socket's language."""
+    if not reply["ok"]:
+        rooms.refusals[reply["error"]] += 1
+        reply = localize_reply(reply, rooms.sio.get_environ(sid))
+    return reply
 
 # Events anyone may send, signed in or not: no sign-in session is checked for them (a
 # reaction, the most frequent event, then costs no session lookup at all).
@@ -179,33 +211,18 @@ def register(rooms: Rooms, tokens) -> None:
                     # in the order they were sent.
                     async with lock:
                         reply = await respond(sid, args)
-                if not reply["ok"]:
-                    rooms.refusals[reply["error"]] += 1
-                    reply = localize_reply(reply, sio.get_environ(sid))  # the socket's language
-                return reply
+                return acked(rooms, sid, reply)
 
             async def respond(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
-                conn = rooms.conns.get(sid)
-                if conn is None:
-                    return {"ok": False, "error": "not_connected", "message": "connect to a show first"}
-                if len(args) > 1:
-                    return {"ok": False, "error": "invalid", "message": "send one JSON object"}
-                try:
+                async def signed_in_still(conn: Conn, data: Any) -> dict[str, Any] | None:
                     signed = signed_in_sessions.get(sid) if event not in ANONYMOUS_EVENTS else None
                     if signed is not None and not await tokens.session_live(db(), *signed):
                         # Logged out (here or on another node) while connected: the socket
                         # keeps watching but acts for nobody (issue 14, item 14).
                         raise Unauthorized(SIGNED_OUT)
-                    result = await fn(conn, args[0] if args else None)
-                except DomainError as exc:
-                    return refusal(exc)
-                except UNAVAILABLE as exc:
-                    log.warning("%s from %s: backing service unavailable (%s)", event, sid, type(exc).__name__)
-                    return refusal(Unavailable("a backing service is unavailable; retry shortly"))
-                except Exception:
-                    log.exception("%s from %s failed", event, sid)
-                    return {"ok": False, "error": "internal", "message": "internal error"}
-                return {"ok": True, **(result or {})}
+                    return await fn(conn, data)
+
+                return await ack_of(event, sid, rooms.conns.get(sid), args, signed_in_still)
 
             sio.on(event, handler=handle)
             return fn
@@ -225,10 +242,8 @@ def register(rooms: Rooms, tokens) -> None:
         if not conn.is_host or conn.author is None:
             return False
         async with db().session() as session:
-            host_id = select(Show.host_id).where(Show.id == conn.show_id).scalar_subquery()
-            row = (await session.execute(select(User.role, host_id).where(User.id == conn.author.id))).first()
-        if row is not None and holds_host_role(row[0], conn.author.id, row[1]):
-            return True
+            if await hosts_now(session, conn.author.id, conn.show_id):
+                return True
         conn.is_host = False
         rooms.broadcaster.leave(conn.sid, host_room(conn.show_id))
         return False

@@ -27,22 +27,20 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
-from sqlalchemy import select
 
 from orders.auctions import AuctionTerms, Auctions
-from orders.errors import DomainError, Forbidden, Invalid, Unauthorized, Unavailable
+from orders.errors import Forbidden, Invalid, Unauthorized, Unavailable
 from orders.events import send_committed
 from orders.flash_deals import DealTerms, FlashDeals
 from orders.giveaways import Giveaways, GiveawayTerms
 from orders.live_counters import LiveCounters, MemoryCounters, RedisCounters
-from orders.models import AuctionMode, Show, User
+from orders.models import AuctionMode
 from orders.ordering import OrderDesk, Placed
-from orders.shows import holds_host_role
-from rooms.events import UNAVAILABLE, Payload, parse
+from orders.shows import hosts_now
+from rooms.events import Payload, ack_of, acked, parse
 from rooms.moderation import MemoryLimits, RedisLimits
 from rooms.server import Conn, Rooms, show_room
 from web.appkeys import DB, REDIS
-from web.errors import localize_reply  # a refusal's message in the socket's language
 from web.validation import Id
 
 log = logging.getLogger(__name__)
@@ -108,14 +106,6 @@ class GiveawayIn(Payload):
 
 class Empty(Payload):
     pass
-
-
-def _reply(exc: DomainError) -> dict[str, Any]:
-    reply: dict[str, Any] = {"ok": False, "error": exc.code, "message": exc.message}
-    for key in DETAIL:
-        if key in exc.detail:
-            reply[key] = exc.detail[key]
-    return reply
 
 
 class MuteCheck:
@@ -344,31 +334,12 @@ def register(rooms: Rooms, app: web.Application) -> None:
     def on(event: str):
         def decorate(fn):
             async def handle(sid: str, *args: Any) -> dict[str, Any]:
-                reply = await respond(sid, args)
-                if not reply["ok"]:
-                    rooms.refusals[reply["error"]] += 1
-                    reply = localize_reply(reply, sio.get_environ(sid))  # the socket's language
-                return reply
+                return acked(rooms, sid, await ack_of(event, sid, rooms.conns.get(sid), args, started, DETAIL))
 
-            async def respond(sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
-                conn = rooms.conns.get(sid)
-                if conn is None:
-                    return {"ok": False, "error": "not_connected", "message": "connect to a show first"}
-                if len(args) > 1:
-                    return {"ok": False, "error": "invalid", "message": "send one JSON object"}
+            async def started(conn: Conn, data: Any) -> dict[str, Any] | None:
                 if selling.deals is None:
-                    return _reply(Unavailable("starting up; retry shortly"))
-                try:
-                    result = await fn(conn, args[0] if args else None)
-                except DomainError as exc:
-                    return _reply(exc)
-                except UNAVAILABLE as exc:
-                    log.warning("%s from %s: backing service unavailable (%s)", event, sid, type(exc).__name__)
-                    return _reply(Unavailable("a backing service is unavailable; retry shortly"))
-                except Exception:
-                    log.exception("%s from %s failed", event, sid)
-                    return {"ok": False, "error": "internal", "message": "internal error"}
-                return {"ok": True, **(result or {})}
+                    raise Unavailable("starting up; retry shortly")
+                return await fn(conn, data)
 
             sio.on(event, handler=handle)
             return fn
@@ -384,10 +355,8 @@ def register(rooms: Rooms, app: web.Application) -> None:
         current host, read for each host action."""
         if conn.is_host and conn.author is not None:
             async with app[DB].session() as session:
-                host_id = select(Show.host_id).where(Show.id == conn.show_id).scalar_subquery()
-                row = (await session.execute(select(User.role, host_id).where(User.id == conn.author.id))).first()
-            if row is not None and holds_host_role(row[0], conn.author.id, row[1]):
-                return
+                if await hosts_now(session, conn.author.id, conn.show_id):
+                    return
         raise Forbidden("only the show's host may do this")
 
     @on("selling_state")
